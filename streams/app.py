@@ -1,0 +1,83 @@
+"""The Faust app: built from the settings, with stage 1 running inside it as a service.
+
+Stage 2 agents and tables register on the app returned here (see ``streams/agents/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import faust
+import mode
+
+from streams.ingest import IngestStage
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+__all__ = ["create_app", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured from ``settings``, with the ingest stage as a service."""
+    data_dir = Path(settings.worker.data_dir).expanduser()
+    app = faust.App(
+        settings.worker.app_id,
+        broker=f"kafka://{settings.kafka.bootstrap}",
+        datadir=str(data_dir),
+        store="memory://",
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication,
+        # Faust's default session timeout (60 s) makes the first group join take ~30 s.
+        broker_session_timeout=settings.worker.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.worker.broker_heartbeat_interval_s,
+        # Faust binds 0.0.0.0:6066 unless told otherwise; a second worker on the host would crash
+        # and the API would be open to the network.
+        web_bind=settings.web.host,
+        web_host=settings.web.host,
+        web_port=settings.web.port,
+        producer_acks=-1,
+        autodiscover=False,
+    )
+
+    class IngestService(mode.Service):
+        """Stage 1 inside the worker process; a failure stops the worker (nothing is
+        committed that was not produced, so the restart resumes where it left off)."""
+
+        stage: IngestStage
+
+        async def on_start(self) -> None:
+            self.stage = IngestStage(settings)
+            await self.stage.start()
+            log.info("ingest: consuming %s", settings.topics.events)
+
+        @mode.Service.task
+        async def _run(self) -> None:
+            try:
+                await self.stage.run()
+            except Exception as exc:
+                log.exception("ingest: stage 1 failed; stopping the worker")
+                await self.crash(exc)
+
+        async def on_stop(self) -> None:
+            await self.stage.stop()
+            await self.stage.close()
+            log.info("ingest: stopped after %s, dead letters %s",
+                     dict(self.stage.counts), dict(self.stage.rejections))
+
+    app.service(IngestService)
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run the worker in the foreground until SIGINT/SIGTERM."""
+    if settings.topics.create_missing:
+        created = asyncio.run(ensure_topics(settings))
+        if created:
+            log.info("created topics %s", created)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()

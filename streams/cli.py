@@ -1,0 +1,151 @@
+"""The ``callslo`` command line: one subcommand per job, each a thin call into the package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from streams import __version__
+from streams.errors import CallsloError
+from streams.settings import Settings
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callslo",
+        description="Contact-center call events in, live service-level objectives out.")
+    parser.add_argument("--version", action="version", version=f"callslo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kafka = sub.add_parser("kafka", help="run a local Apache Kafka broker (development, demo, tests)",
+                           description="Start, stop or inspect a single-node KRaft broker on "
+                                       "127.0.0.1, downloaded once from Maven Central.")
+    kafka.add_argument("action", choices=["start", "stop", "status", "kill"])
+    kafka.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+    kafka.add_argument("--dir", type=Path, default=None,
+                       help="run directory (default ~/.cache/callslo/brokers/PORT)")
+    kafka.add_argument("--fresh", action="store_true", help="start: wipe earlier data first")
+    kafka.set_defaults(func=_cmd_kafka)
+
+    topics = sub.add_parser("topics", help="create the engine's topics when missing")
+    topics.add_argument("action", choices=["create", "list"])
+    _add_config(topics)
+    topics.set_defaults(func=_cmd_topics)
+
+    worker = sub.add_parser("worker", help="run the stream-processing worker (stage 1 and 2)")
+    _add_config(worker)
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(func=_cmd_worker)
+
+    validate = sub.add_parser(
+        "validate", help="check a JSON-lines file of events against contract v1",
+        description="Prints one line per rejected event (line number, reason, detail) and a "
+                    "summary. Exit code 1 when any line is rejected. Message keys are not "
+                    "checked (a file has none).")
+    validate.add_argument("file", type=Path, help="events, one JSON object per line; - for stdin")
+    _add_config(validate)
+    validate.set_defaults(func=_cmd_validate)
+
+    try:
+        from streams.slo import staffing_cmd
+    except ImportError:  # pragma: no cover - only while the staffing module is absent
+        pass
+    else:
+        staffing_cmd.add_parser(sub)
+    return parser
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="settings file (TOML); environment variables override it")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.load(getattr(args, "config", None))
+
+
+def _cmd_kafka(args: argparse.Namespace) -> int:
+    from streams.localkafka import Broker
+
+    broker = Broker(args.port, args.dir)
+    if args.action == "start":
+        status = broker.start(fresh=args.fresh)
+        print(f"kafka running: pid {status.pid}, bootstrap {status.bootstrap}, "
+              f"log {broker.log_path}")
+    elif args.action in ("stop", "kill"):
+        stopped = broker.stop() if args.action == "stop" else broker.kill()
+        print(f"kafka on port {args.port}: {'stopped' if stopped else 'no broker of ours was running'}")
+    else:
+        status = broker.status()
+        state = f"running (pid {status.pid})" if status.running else "not running"
+        print(f"kafka on port {args.port}: {state}; run dir {status.run_dir}")
+        return 0 if status.running else 3
+    return 0
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from streams.topics import ensure_topics, topic_specs
+
+    settings = _settings(args)
+    if args.action == "create":
+        created = asyncio.run(ensure_topics(settings))
+        print(f"created: {', '.join(created) if created else 'none (all present)'}")
+    for spec in topic_specs(settings):
+        print(f"{spec.name}\tpartitions={spec.partitions}\treplication={spec.replication}")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from streams.app import run_worker
+
+    run_worker(_settings(args), loglevel=args.loglevel)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from streams.contract import Decoder
+
+    settings = _settings(args)
+    decoder = Decoder.from_settings(settings.ingest, check_key=False)
+    stream = sys.stdin.buffer if str(args.file) == "-" else open(args.file, "rb")
+    reasons: Counter[str] = Counter()
+    total = 0
+    now_ms = int(time.time() * 1000)
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            total += 1
+            outcome = decoder.decode(line, None, now_ms)
+            if type(outcome) is not dict:
+                reasons[outcome.reason] += 1
+                print(f"line {number}: {outcome.reason}: {outcome.detail}")
+    rejected = sum(reasons.values())
+    print(f"{total} events, {total - rejected} valid, {rejected} rejected"
+          + (f" {dict(reasons)}" if reasons else ""))
+    return 1 if rejected else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except CallsloError as exc:
+        print(f"callslo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

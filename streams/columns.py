@@ -1,0 +1,195 @@
+"""Column batches: the compact form stage 1 gives a batch of valid events for stage 2.
+
+One column batch holds the valid events of one poll of one source partition, as numpy arrays
+(numbers) and string lists, plus where they came from (topic, partition, first and last
+offset), so stage 2 can tell a redelivered batch from a new one.
+
+Wire format, version 1::
+
+    b"CSB1" | u32 little-endian header length | header (JSON) | array bytes
+
+The header names each array with its dtype and byte range; arrays are little-endian and
+follow the header back to back. Integer columns use -1 for "absent".
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import orjson
+
+from streams.contract import AGENT_STATES, DEQUEUE_REASONS, EVENT_TYPES, TRANSFER_KINDS
+from streams.errors import BatchFormatError
+
+__all__ = ["ColumnBatch", "KIND_CODES", "CODE_TABLES", "build_batch"]
+
+MAGIC = b"CSB1"
+_HEADER_LEN = struct.Struct("<I")
+
+#: Event type -> kind code in the ``kind`` column (call kinds match kernels.aggregate.EventKind).
+KIND_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+
+#: Per event type, the field whose value goes to the ``code`` column, and its table.
+CODE_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "call.dequeued": ("reason", tuple(sorted(DEQUEUE_REASONS))),
+    "call.transferred": ("kind", tuple(sorted(TRANSFER_KINDS))),
+    "agent.state": ("state", tuple(sorted(AGENT_STATES))),
+}
+_CODE_INDEX = {etype: (fname, {v: i for i, v in enumerate(table)})
+               for etype, (fname, table) in CODE_TABLES.items()}
+
+_INT_COLUMNS = ("offset", "ts_ms", "wait_ms", "talk_ms", "hold_ms", "acw_ms")
+_DTYPES = {
+    "offset": "<i8", "ts_ms": "<i8", "wait_ms": "<i8", "talk_ms": "<i8", "hold_ms": "<i8",
+    "acw_ms": "<i8", "kind": "<i1", "code": "<i1", "group": "<i4",
+}
+_STRING_COLUMNS = ("event_id", "call_id", "agent_id", "caller", "disposition")
+
+
+@dataclass(eq=False)
+class ColumnBatch:
+    """Valid events of one source partition, one row per event in arrival order.
+
+    ``groups`` lists the distinct keys ``<tenant>/<queue>`` (call events) and
+    ``<tenant>/agent/<agent_id>`` (agent events); ``group`` indexes it per row. String columns
+    hold ``None`` where the event has no such field. ``agent_queues`` holds the ``queues`` list
+    of ``agent.state`` rows (``None`` elsewhere).
+    """
+
+    source_topic: str
+    source_partition: int
+    first_offset: int
+    last_offset: int
+    groups: list[str]
+    arrays: dict[str, np.ndarray]
+    strings: dict[str, list[str | None]]
+    agent_queues: list[list[str] | None] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.arrays["kind"])
+
+    def to_bytes(self) -> bytes:
+        """Serialise (format version 1)."""
+        layout = []
+        chunks = []
+        position = 0
+        for name, dtype in _DTYPES.items():
+            data = np.ascontiguousarray(self.arrays[name], dtype=dtype).tobytes()
+            layout.append((name, dtype, position, len(data)))
+            chunks.append(data)
+            position += len(data)
+        header = orjson.dumps({
+            "v": 1,
+            "source_topic": self.source_topic,
+            "source_partition": self.source_partition,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "rows": self.rows,
+            "groups": self.groups,
+            "strings": self.strings,
+            "agent_queues": self.agent_queues,
+            "layout": layout,
+        })
+        return b"".join([MAGIC, _HEADER_LEN.pack(len(header)), header, *chunks])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "ColumnBatch":
+        """Parse bytes made by :meth:`to_bytes`; raises :class:`BatchFormatError` otherwise."""
+        if data[:4] != MAGIC or len(data) < 8:
+            raise BatchFormatError(f"not a column batch (starts with {data[:4]!r}, expected {MAGIC!r})")
+        (header_len,) = _HEADER_LEN.unpack_from(data, 4)
+        try:
+            header = orjson.loads(data[8:8 + header_len])
+            body = memoryview(data)[8 + header_len:]
+            arrays = {}
+            for name, dtype, start, length in header["layout"]:
+                if start + length > len(body):
+                    raise BatchFormatError(f"column {name} runs past the end of the batch")
+                arrays[name] = np.frombuffer(body[start:start + length], dtype=dtype)
+            batch = cls(header["source_topic"], header["source_partition"], header["first_offset"],
+                        header["last_offset"], header["groups"], arrays, header["strings"],
+                        header["agent_queues"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise BatchFormatError(f"column batch is damaged: {exc}") from exc
+        if any(len(a) != header["rows"] for a in arrays.values()):
+            raise BatchFormatError("column batch arrays disagree on the number of rows")
+        return batch
+
+    def events(self) -> Iterable[dict[str, Any]]:
+        """Rebuild the rows as contract-shaped dicts (for tests, replay checks and debugging;
+        the engine works on the arrays)."""
+        tables = {code: table for code, (_, table) in CODE_TABLES.items()}
+        a = {name: arr.tolist() for name, arr in self.arrays.items()}
+        for i in range(self.rows):
+            etype = EVENT_TYPES[a["kind"][i]]
+            key = self.groups[a["group"][i]]
+            tenant, _, rest = key.partition("/")
+            event: dict[str, Any] = {"event_id": self.strings["event_id"][i], "type": etype,
+                                     "ts_ms": a["ts_ms"][i], "tenant": tenant}
+            if etype == "agent.state":
+                event["agent_id"] = self.strings["agent_id"][i]
+                if self.agent_queues[i] is not None:
+                    event["queues"] = self.agent_queues[i]
+            else:
+                event["queue"] = rest
+                event["call_id"] = self.strings["call_id"][i]
+                for name in ("agent_id", "caller", "disposition"):
+                    if self.strings[name][i] is not None:
+                        event[name] = self.strings[name][i]
+                for name in ("wait_ms", "talk_ms", "hold_ms", "acw_ms"):
+                    if a[name][i] >= 0:
+                        event[name] = a[name][i]
+            if etype in tables:
+                event[CODE_TABLES[etype][0]] = tables[etype][a["code"][i]]
+            yield event
+
+
+def build_batch(source_topic: str, source_partition: int,
+                rows: list[tuple[int, dict[str, Any]]], first_offset: int,
+                last_offset: int) -> ColumnBatch:
+    """Condense valid events ``(offset, event)`` of one partition into a :class:`ColumnBatch`.
+
+    ``first_offset``/``last_offset`` span every message of the poll, rejected ones included, so
+    the batch accounts for the whole offset range it consumed.
+    """
+    n = len(rows)
+    ints = {name: np.full(n, -1, dtype=np.int64) for name in _INT_COLUMNS}
+    kind = np.empty(n, dtype=np.int8)
+    code = np.full(n, -1, dtype=np.int8)
+    group = np.empty(n, dtype=np.int32)
+    strings: dict[str, list[str | None]] = {name: [None] * n for name in _STRING_COLUMNS}
+    agent_queues: list[list[str] | None] = [None] * n
+    group_index: dict[str, int] = {}
+    for i, (offset, event) in enumerate(rows):
+        etype = event["type"]
+        ints["offset"][i] = offset
+        ints["ts_ms"][i] = event["ts_ms"]
+        kind[i] = KIND_CODES[etype]
+        if etype == "agent.state":
+            key = f"{event['tenant']}/agent/{event['agent_id']}"
+            agent_queues[i] = event.get("queues")
+        else:
+            key = f"{event['tenant']}/{event['queue']}"
+            strings["call_id"][i] = event["call_id"]
+            for name in ("wait_ms", "talk_ms", "hold_ms", "acw_ms"):
+                value = event.get(name)
+                if value is not None:
+                    ints[name][i] = value
+            strings["caller"][i] = event.get("caller")
+            strings["disposition"][i] = event.get("disposition")
+        strings["event_id"][i] = event["event_id"]
+        strings["agent_id"][i] = event.get("agent_id")
+        coded = _CODE_INDEX.get(etype)
+        if coded is not None and event.get(coded[0]) is not None:
+            code[i] = coded[1][event[coded[0]]]
+        g = group_index.get(key)
+        if g is None:
+            g = group_index[key] = len(group_index)
+        group[i] = g
+    arrays = dict(ints, kind=kind, code=code, group=group)
+    return ColumnBatch(source_topic, source_partition, first_offset, last_offset,
+                       list(group_index), arrays, strings, agent_queues)

@@ -1,0 +1,195 @@
+"""Stage 1: read raw events in batches, validate them, dead-letter the bad ones, condense the rest.
+
+:class:`Condenser` is the pure part (bytes in, one column batch and dead letters out) and is
+shared by the worker and by offline replay. :class:`IngestStage` is the Kafka loop around it:
+
+1. ``getmany`` on ``callcenter.events.v1`` (bounded by ``ingest.batch_max_events`` and
+   ``ingest.batch_max_ms``), orjson decode and validation per message;
+2. rejected messages to ``callcenter.events.dlq.v1``: the original key and bytes as they came,
+   the reason and source position in headers;
+3. the valid events of each source partition as one column batch to the same partition number
+   of the internal batch topic, carrying the source offsets;
+4. the source offsets are committed only after every produce of steps 2-3 is acknowledged.
+
+A crash between 3 and 4 redelivers the poll; the batch carries its offsets so stage 2 can
+recognise it. Nothing is lost; duplicates are stage 2's to drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.columns import ColumnBatch, build_batch
+from streams.contract import Decoder, Rejection
+from streams.settings import Settings
+
+__all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "DLQ_HEADER_PREFIX"]
+
+log = logging.getLogger(__name__)
+
+DLQ_HEADER_PREFIX = "callslo."
+_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A refused message and why; ``value`` is the original bytes, untouched."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    rejection: Rejection
+
+
+def dead_letter_headers(letter: DeadLetter, rejected_at_ms: int) -> list[tuple[str, bytes]]:
+    """Kafka headers of a DLQ record: machine-readable reason and where the message came from."""
+    r = letter.rejection
+    headers = [
+        ("callslo.dlq.v", b"1"),
+        ("callslo.reason", r.reason.encode()),
+        ("callslo.detail", r.detail.encode()),
+        ("callslo.source.topic", letter.topic.encode()),
+        ("callslo.source.partition", str(letter.partition).encode()),
+        ("callslo.source.offset", str(letter.offset).encode()),
+        ("callslo.rejected_at_ms", str(rejected_at_ms).encode()),
+    ]
+    if r.field is not None:
+        headers.append(("callslo.field", r.field.encode()))
+    return headers
+
+
+class Condenser:
+    """Decodes the raw messages of one source partition into a column batch plus dead letters."""
+
+    def __init__(self, decoder: Decoder, source_topic: str) -> None:
+        self.decoder = decoder
+        self.source_topic = source_topic
+
+    def condense(self, partition: int, messages: Sequence[tuple[int, bytes | None, bytes | None]],
+                 now_ms: int) -> tuple[ColumnBatch | None, list[DeadLetter]]:
+        """``messages`` are ``(offset, key, value)`` in offset order. Returns the batch of valid
+        events (``None`` when there is none) and the dead letters, in offset order."""
+        valid: list[tuple[int, dict[str, Any]]] = []
+        dead: list[DeadLetter] = []
+        decode = self.decoder.decode
+        for offset, key, value in messages:
+            if value is None:
+                outcome: dict[str, Any] | Rejection = Rejection(
+                    "not_json", None, "the message has no value (a tombstone)")
+            else:
+                outcome = decode(value, key, now_ms)
+            if type(outcome) is dict:
+                valid.append((offset, outcome))
+            else:
+                dead.append(DeadLetter(self.source_topic, partition, offset, key,
+                                       value or b"", outcome))  # type: ignore[arg-type]
+        if not messages:
+            return None, dead
+        batch = None
+        if valid:
+            batch = build_batch(self.source_topic, partition, valid,
+                                messages[0][0], messages[-1][0])
+        return batch, dead
+
+
+class IngestStage:
+    """The stage-1 loop on Kafka. ``await run()`` until ``stop()``; counters in :attr:`counts`."""
+
+    def __init__(self, settings: Settings, *, decoder: Decoder | None = None) -> None:
+        self.settings = settings
+        self.condenser = Condenser(decoder or Decoder.from_settings(settings.ingest),
+                                   settings.topics.events)
+        self.counts: Counter[str] = Counter()
+        self.rejections: Counter[str] = Counter()
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka.bootstrap, client_id=f"{s.kafka.client_id}-ingest",
+            acks="all", enable_idempotence=True, linger_ms=5,
+            max_request_size=_MAX_REQUEST_BYTES)
+        self._consumer = AIOKafkaConsumer(
+            s.topics.events, bootstrap_servers=s.kafka.bootstrap,
+            client_id=f"{s.kafka.client_id}-ingest", group_id=s.ingest.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=s.ingest.batch_max_events, fetch_max_wait_ms=s.ingest.batch_max_ms,
+            max_partition_fetch_bytes=_MAX_REQUEST_BYTES, fetch_max_bytes=4 * _MAX_REQUEST_BYTES,
+            session_timeout_ms=s.worker.broker_session_timeout_s * 1000,
+            heartbeat_interval_ms=s.worker.broker_heartbeat_interval_s * 1000)
+        await self._producer.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._producer.stop()
+            raise
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def run(self) -> None:
+        """Poll, condense, produce, commit; until :meth:`stop`. Kafka errors propagate (the
+        caller's supervisor restarts us; uncommitted polls are redelivered)."""
+        assert self._consumer is not None, "call start() first"
+        s = self.settings.ingest
+        last_report = time.monotonic()
+        while not self._stopping.is_set():
+            polled = await self._consumer.getmany(timeout_ms=s.batch_max_ms,
+                                                  max_records=s.batch_max_events)
+            if polled:
+                await self.process(polled.items())
+            if time.monotonic() - last_report >= 60 and self.rejections:
+                log.warning("ingest: %d events dead-lettered so far %s",
+                            sum(self.rejections.values()), dict(self.rejections))
+                last_report = time.monotonic()
+
+    async def process(self, polled: Iterable[tuple[TopicPartition, list[Any]]]) -> None:
+        """Handle one poll: every partition's batch and dead letters, then commit."""
+        assert self._producer is not None and self._consumer is not None
+        now_ms = int(time.time() * 1000)
+        pending: list[asyncio.Future[Any]] = []
+        commit: dict[TopicPartition, int] = {}
+        for tp, records in polled:
+            if not records:
+                continue
+            messages = [(r.offset, r.key, r.value) for r in records]
+            batch, dead = self.condenser.condense(tp.partition, messages, now_ms)
+            for letter in dead:
+                self.rejections[letter.rejection.reason] += 1
+                pending.append(await self._producer.send(
+                    self.settings.topics.dlq, letter.value, key=letter.key,
+                    partition=tp.partition, headers=dead_letter_headers(letter, now_ms)))
+            if batch is not None:
+                pending.append(await self._producer.send(
+                    self.settings.topics.batches, batch.to_bytes(),
+                    key=str(tp.partition).encode(), partition=tp.partition))
+                self.counts["valid"] += batch.rows
+                self.counts["batches"] += 1
+            self.counts["consumed"] += len(records)
+            self.counts["dead_lettered"] += len(dead)
+            commit[tp] = records[-1].offset + 1
+        try:
+            await asyncio.gather(*pending)
+        except KafkaError:
+            log.error("ingest: a produce failed; the poll is not committed and will be redelivered")
+            raise
+        if commit:
+            await self._consumer.commit(commit)

@@ -1,0 +1,72 @@
+"""The topics callslo reads and writes, and their creation at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.errors import CallsloError
+from streams.settings import Settings
+
+__all__ = ["TopicSpec", "topic_specs", "ensure_topics"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: tuple[tuple[str, str], ...] = ()
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic the engine needs, sized from the settings.
+
+    The events topic and the internal batch topic share one partition count: the batch of
+    source partition p is written to partition p (co-partitioning by construction).
+    """
+    t = settings.topics
+    keep_forever = (("retention.ms", "-1"),)
+    return [
+        TopicSpec(t.events, t.partitions, t.replication),
+        TopicSpec(t.batches, t.partitions, t.replication,
+                  (("max.message.bytes", str(16 * 1024 * 1024)),)),
+        # Dead letters are evidence for the operator; they are kept until someone deletes them.
+        TopicSpec(t.dlq, t.partitions, t.replication,
+                  keep_forever + (("max.message.bytes", str(16 * 1024 * 1024)),)),
+    ]
+
+
+async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create the missing topics; return the names created. Existing topics must have the
+    partition count the settings ask for, or the engine would mis-route batches."""
+    specs = topic_specs(settings) if specs is None else specs
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
+                                client_id=f"{settings.kafka.client_id}-admin")
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics([
+                    NewTopic(s.name, s.partitions, s.replication, topic_configs=dict(s.config))
+                    for s in missing])
+            except TopicAlreadyExistsError:
+                pass  # another worker created them between our list and our create
+        present = [s for s in specs if s.name in existing]
+        if present:
+            described = await admin.describe_topics([s.name for s in present])
+            counts = {d["topic"]: len(d["partitions"]) for d in described}
+            for s in present:
+                if counts.get(s.name) != s.partitions:
+                    raise CallsloError(
+                        f"topic {s.name} has {counts.get(s.name)} partitions but the settings say "
+                        f"{s.partitions}; set topics.partitions to match or recreate the topic")
+        return [s.name for s in missing]
+    except KafkaError as exc:
+        raise CallsloError(f"cannot create topics on {settings.kafka.bootstrap}: {exc}") from exc
+    finally:
+        await admin.close()
