@@ -140,6 +140,8 @@ class Broker:
     def __init__(self, port: int = 9092, run_dir: str | os.PathLike[str] | None = None) -> None:
         self.port = port
         self.run_dir = Path(run_dir) if run_dir else cache_dir() / "brokers" / str(port)
+        # The process handle when this object started the broker, so stopping it reaps it.
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -187,11 +189,13 @@ class Broker:
                  "kafka.Kafka", str(props)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
+        self._proc = proc
         self.pid_path.write_text(str(proc.pid))
         log_start = self.log_path.stat().st_size
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                self._proc = None
                 self.pid_path.unlink(missing_ok=True)
                 raise BrokerError(f"the broker exited with code {proc.returncode} while starting; "
                                   f"log {self.log_path}:\n{self.log_tail()}")
@@ -199,6 +203,8 @@ class Broker:
                 return BrokerStatus(True, proc.pid, self.port, self.run_dir)
             time.sleep(0.2)
         self._signal_and_wait(proc.pid, signal.SIGKILL, 10)
+        self._reap()
+        self.pid_path.unlink(missing_ok=True)
         raise BrokerError(f"the broker did not come up within {timeout_s:.0f} s; "
                           f"log {self.log_path}:\n{self.log_tail()}")
 
@@ -210,6 +216,7 @@ class Broker:
             return False
         if not self._signal_and_wait(pid, signal.SIGTERM, timeout_s):
             self._signal_and_wait(pid, signal.SIGKILL, 10)
+        self._reap()
         self.pid_path.unlink(missing_ok=True)
         return True
 
@@ -219,8 +226,14 @@ class Broker:
         if pid is None:
             return False
         self._signal_and_wait(pid, signal.SIGKILL, 10)
+        self._reap()
         self.pid_path.unlink(missing_ok=True)
         return True
+
+    def _reap(self) -> None:
+        if self._proc is not None:
+            self._proc.wait(timeout=10)
+            self._proc = None
 
     def status(self) -> BrokerStatus:
         pid = self._our_pid()
@@ -284,6 +297,9 @@ class Broker:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.run_dir / "data"),
             "num.partitions": "1",
+            # callslo creates its topics with the partition count it needs; a topic made
+            # implicitly by a producer that came first would have the wrong count.
+            "auto.create.topics.enable": "false",
             "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "10",
             "transaction.state.log.replication.factor": "1",

@@ -1,0 +1,89 @@
+"""Small helpers for integration tests: produce events and read whole topics from the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Iterable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.contract import event_key
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def produce(bootstrap: str, topic: str,
+                  messages: Iterable[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
+    """Send ``(key, value)`` pairs in order; return ``(partition, offset)`` of each."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                max_request_size=16 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        return [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
+    finally:
+        await producer.stop()
+
+
+def event_message(event: dict[str, Any]) -> tuple[bytes, bytes]:
+    return event_key({"tenant": "default", **event}).encode(), orjson.dumps(event)
+
+
+async def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Every record currently in ``topic`` (all partitions, from the start)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=32 * 1024 * 1024,
+                                fetch_max_bytes=64 * 1024 * 1024)
+    partitions = await partition_ids(bootstrap, topic)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records: list[Any] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end within {timeout_s} s")
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    try:
+        return bool(await partition_ids(bootstrap, topic))
+    except AssertionError:
+        return False
+
+
+async def partition_ids(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [p["partition"] for d in described if d["topic"] == topic for p in d["partitions"]]
+    if not partitions:
+        raise AssertionError(f"topic {topic} does not exist: {described}")
+    return partitions
+
+
+async def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(interval_s)
