@@ -114,7 +114,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     decoder = Decoder.from_settings(settings.ingest, check_key=False)
-    stream = sys.stdin.buffer if str(args.file) == "-" else open(args.file, "rb")
+    try:
+        stream = sys.stdin.buffer if str(args.file) == "-" else open(args.file, "rb")
+    except OSError as exc:
+        raise CallsloError(f"cannot read {args.file}: {exc.strerror}") from exc
     reasons: Counter[str] = Counter()
     total = 0
     now_ms = int(time.time() * 1000)

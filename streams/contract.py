@@ -29,6 +29,9 @@ __all__ = [
     "REASONS",
     "MAX_DURATION_MS",
     "MAX_IDENTIFIER_CHARS",
+    "MAX_SMALL_INT",
+    "MAX_TEXT_CHARS",
+    "MAX_QUEUES",
     "Rejection",
     "Decoder",
     "event_key",
@@ -50,10 +53,11 @@ AGENT_STATES = frozenset({"logged_out", "available", "on_call", "wrapup", "away"
 DEQUEUE_REASONS = frozenset({"timeout", "key", "empty", "overflow", "callback", "transfer", "other"})
 TRANSFER_KINDS = frozenset({"blind", "attended", "queue"})
 
-#: Every reason a message can be rejected for, with what it means. Stage 2 adds ``late``.
+#: Every reason stage 1 rejects a message for, with what it means.
 REASONS = {
     "too_large": "the message is larger than ingest.max_message_bytes",
-    "not_json": "the bytes are not valid UTF-8 JSON (NaN and Infinity are not JSON)",
+    "not_json": "the bytes are not valid UTF-8 JSON (NaN and Infinity are not JSON), "
+                "or the message has no value (a tombstone)",
     "not_object": "the JSON value is not an object",
     "unsupported_version": "field v is not a contract version this build reads (1)",
     "unknown_type": "field type is missing or not one of the v1 event types",
@@ -70,10 +74,12 @@ REASONS = {
 #: Longest duration accepted in a *_ms field: a week. Longer values come from broken clocks.
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000
 MAX_IDENTIFIER_CHARS = 256
-_MAX_SMALL_INT = 1_000_000
+MAX_SMALL_INT = 1_000_000
+MAX_TEXT_CHARS = 4 * MAX_IDENTIFIER_CHARS
+MAX_QUEUES = 1000
 # A caller key that looks like a dialable number is a privacy leak: the contract asks for a
 # pseudonymous key (for example a salted hash), never the raw number.
-_PHONE_NUMBER = re.compile(r"\+?[0-9][0-9 ().\-/]{5,}")
+_PHONE_NUMBER = re.compile(r"(?:tel:|sip:)?\+?\(?[0-9][0-9 ().\-/]{5,}(?:@.*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,25 +127,30 @@ def _duration(name: str, value: Any) -> Rejection | None:
 def _small_int(name: str, value: Any) -> Rejection | None:
     if type(value) is not int:
         return Rejection("wrong_type", name, f"{name} must be an integer, got {_json_type(value)}")
-    if not 0 <= value <= _MAX_SMALL_INT:
-        return Rejection("out_of_range", name, f"{name}={value} is outside 0..{_MAX_SMALL_INT}")
+    if not 0 <= value <= MAX_SMALL_INT:
+        return Rejection("out_of_range", name, f"{name}={value} is outside 0..{MAX_SMALL_INT}")
     return None
 
 
 def _text(name: str, value: Any) -> Rejection | None:
     if type(value) is not str:
         return Rejection("wrong_type", name, f"{name} must be a string, got {_json_type(value)}")
-    if len(value) > 4 * MAX_IDENTIFIER_CHARS:
-        return Rejection("bad_value", name, f"{name} is longer than {4 * MAX_IDENTIFIER_CHARS} characters")
+    if len(value) > MAX_TEXT_CHARS:
+        return Rejection("bad_value", name, f"{name} is longer than {MAX_TEXT_CHARS} characters")
     return None
 
 
-def _caller(name: str, value: Any) -> Rejection | None:
-    bad = _identifier(name, value)
-    if bad is None and _PHONE_NUMBER.fullmatch(value):
-        return Rejection("bad_value", name, f"{name} looks like a raw phone number; "
-                                            "send a pseudonymous caller key instead")
-    return bad
+def _no_phone_number(check: _Check) -> _Check:
+    """``check``, plus a refusal of values that look like a dialable number."""
+
+    def checked(name: str, value: Any) -> Rejection | None:
+        bad = check(name, value)
+        if bad is None and _PHONE_NUMBER.fullmatch(value):
+            return Rejection("bad_value", name, f"{name} looks like a raw phone number; "
+                                                "send a pseudonymous key instead")
+        return bad
+
+    return checked
 
 
 def _one_of(allowed: frozenset[str]) -> _Check:
@@ -159,8 +170,8 @@ def _queue_list(name: str, value: Any) -> Rejection | None:
     if type(value) is not list:
         return Rejection("wrong_type", name, f"{name} must be a list of queue names, "
                                              f"got {_json_type(value)}")
-    if len(value) > 1000:
-        return Rejection("out_of_range", name, f"{name} lists {len(value)} queues (at most 1000)")
+    if len(value) > MAX_QUEUES:
+        return Rejection("out_of_range", name, f"{name} lists {len(value)} queues (at most {MAX_QUEUES})")
     for item in value:
         bad = _key_part(name, item)
         if bad is not None:
@@ -172,20 +183,20 @@ def _queue_list(name: str, value: Any) -> Rejection | None:
 _CALL = (("call_id", _identifier, True), ("queue", _key_part, True))
 _RULES: dict[str, tuple[tuple[str, _Check, bool], ...]] = {
     "call.queued": _CALL + (
-        ("caller", _caller, False), ("priority", _small_int, False), ("position", _small_int, False)),
-    "call.answered": _CALL + (("agent_id", _identifier, True), ("wait_ms", _duration, False)),
+        ("caller", _no_phone_number(_identifier), False), ("priority", _small_int, False), ("position", _small_int, False)),
+    "call.answered": _CALL + (("agent_id", _key_part, True), ("wait_ms", _duration, False)),
     "call.abandoned": _CALL + (("wait_ms", _duration, False),),
     "call.dequeued": _CALL + (
         ("reason", _one_of(DEQUEUE_REASONS), True), ("wait_ms", _duration, False)),
     "call.ended": _CALL + (
-        ("agent_id", _identifier, True), ("talk_ms", _duration, True), ("hold_ms", _duration, False)),
+        ("agent_id", _key_part, True), ("talk_ms", _duration, True), ("hold_ms", _duration, False)),
     "call.wrapup_ended": _CALL + (
-        ("agent_id", _identifier, True), ("acw_ms", _duration, True), ("disposition", _text, False)),
+        ("agent_id", _key_part, True), ("acw_ms", _duration, True), ("disposition", _text, False)),
     "call.transferred": _CALL + (
-        ("agent_id", _identifier, False), ("target", _text, False),
+        ("agent_id", _key_part, False), ("target", _no_phone_number(_text), False),
         ("kind", _one_of(TRANSFER_KINDS), False)),
     "agent.state": (
-        ("agent_id", _identifier, True), ("state", _one_of(AGENT_STATES), True),
+        ("agent_id", _key_part, True), ("state", _one_of(AGENT_STATES), True),
         ("reason", _text, False), ("queues", _queue_list, False)),
 }
 assert set(_RULES) == set(EVENT_TYPES)
