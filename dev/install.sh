@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what callslo needs on a fresh machine of this kind: Java and Maven for the local
+# Kafka broker (from Debian, only when missing), and a virtualenv in .venv with callslo and
+# its pinned dependencies (constraints.txt). Safe to run again; it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+if ((${#need_apt[@]})); then
+    echo "dev/install.sh: installing ${need_apt[*]} (needed to run the local Kafka broker)"
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "${need_apt[@]}"
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
