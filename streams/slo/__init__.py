@@ -1,0 +1,1 @@
+"""Service-level consumers of the engine's output: objectives, alerts, staffing, reports."""
