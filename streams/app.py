@@ -1,7 +1,5 @@
-"""The Faust app: built from the settings, with stage 1 running inside it as a service.
-
-Stage 2 agents and tables register on the app returned here (see ``streams/agents/``).
-"""
+"""The Faust app: built from the settings, with stage 1 running inside it as a service and
+stage 2's agents and tables registered from ``streams/agents/``."""
 
 from __future__ import annotations
 
@@ -12,6 +10,7 @@ from pathlib import Path
 import faust
 import mode
 
+from streams.agents.engine import register_engine
 from streams.ingest import IngestStage
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -37,7 +36,7 @@ def create_app(settings: Settings) -> faust.App:
         # Faust binds 0.0.0.0:6066 unless told otherwise; a second worker on the host would crash
         # and the API would be open to the network.
         web_bind=settings.web.host,
-        web_host=settings.web.host,
+        web_host=settings.web.public_host,
         web_port=settings.web.port,
         producer_acks=-1,
         autodiscover=False,
@@ -69,6 +68,7 @@ def create_app(settings: Settings) -> faust.App:
                      dict(self.stage.counts), dict(self.stage.rejections))
 
     app.service(IngestService)
+    register_engine(app, settings)
     return app
 
 

@@ -12,7 +12,10 @@ from pathlib import Path
 
 from streams import __version__
 from streams.errors import CallsloError
+from streams.adapters import ingest_cmd
 from streams.settings import Settings
+from streams.simulate import cmd as simulate_cmd
+from streams.slo import staffing_cmd
 
 __all__ = ["main", "build_parser"]
 
@@ -53,12 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(validate)
     validate.set_defaults(func=_cmd_validate)
 
-    try:
-        from streams.slo import staffing_cmd
-    except ImportError:  # pragma: no cover - only while the staffing module is absent
-        pass
-    else:
-        staffing_cmd.add_parser(sub)
+    replay = sub.add_parser(
+        "replay", help="run the engine over a JSON-lines file of events, without Kafka",
+        description="Reads events in file order as arrival order, applies them exactly as the "
+                    "worker does and writes every final interval record (JSON lines, sorted by "
+                    "tenant, queue, interval start). Rejected and late events are summarised "
+                    "on stderr.")
+    replay.add_argument("events", help="events file, - for stdin")
+    replay.add_argument("--out", default="-", help="interval records file (default - = stdout)")
+    _add_config(replay)
+    replay.set_defaults(func=_cmd_replay)
+
+    staffing_cmd.add_parser(sub)
+    simulate_cmd.add_parser(sub)
+    ingest_cmd.add_parser(sub)
     return parser
 
 
@@ -135,6 +146,31 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"{total} events, {total - rejected} valid, {rejected} rejected"
           + (f" {dict(reasons)}" if reasons else ""))
     return 1 if rejected else 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from streams.replay import replay_lines, write_records
+
+    settings = _settings(args)
+    try:
+        source = sys.stdin.buffer if args.events == "-" else open(args.events, "rb")
+    except OSError as exc:
+        raise CallsloError(f"cannot read {args.events}: {exc.strerror}") from exc
+    with source:
+        result = replay_lines(source, settings)
+    try:
+        sink = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
+    except OSError as exc:
+        raise CallsloError(f"cannot write {args.out}: {exc.strerror}") from exc
+    with sink:
+        write_records(result.records, sink)
+    reasons = Counter(letter.rejection.reason for letter in result.dead_letters)
+    c = result.counts
+    print(f"replay: {c['lines']} lines, {c['applied']} applied, {c['duplicates']} duplicates, "
+          f"{c['late']} late, {len(result.dead_letters)} rejected {dict(reasons) or ''}, "
+          f"{c['agent_events']} agent events not applied; {len(result.records)} interval records",
+          file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

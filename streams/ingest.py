@@ -31,11 +31,10 @@ from streams.columns import ColumnBatch, build_batch
 from streams.contract import Decoder, Rejection
 from streams.settings import Settings
 
-__all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "DLQ_HEADER_PREFIX"]
+__all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "dlq_headers"]
 
 log = logging.getLogger(__name__)
 
-DLQ_HEADER_PREFIX = "callslo."
 _MAX_REQUEST_BYTES = 20 * 1024 * 1024
 
 
@@ -51,21 +50,34 @@ class DeadLetter:
     rejection: Rejection
 
 
-def dead_letter_headers(letter: DeadLetter, rejected_at_ms: int) -> list[tuple[str, bytes]]:
-    """Kafka headers of a DLQ record: machine-readable reason and where the message came from."""
-    r = letter.rejection
+def dlq_headers(*, reason: str, detail: str, source_topic: str, source_partition: int,
+                source_offset: int, rejected_at_ms: int, field: str | None = None,
+                reconstructed: bool = False) -> list[tuple[str, bytes]]:
+    """Kafka headers of every DLQ record: machine-readable reason and where the message came
+    from. ``reconstructed`` marks a value rebuilt from a column batch (stage 2's late events)
+    rather than the original bytes."""
     headers = [
         ("callslo.dlq.v", b"1"),
-        ("callslo.reason", r.reason.encode()),
-        ("callslo.detail", r.detail.encode()),
-        ("callslo.source.topic", letter.topic.encode()),
-        ("callslo.source.partition", str(letter.partition).encode()),
-        ("callslo.source.offset", str(letter.offset).encode()),
+        ("callslo.reason", reason.encode()),
+        ("callslo.detail", detail.encode()),
+        ("callslo.source.topic", source_topic.encode()),
+        ("callslo.source.partition", str(source_partition).encode()),
+        ("callslo.source.offset", str(source_offset).encode()),
         ("callslo.rejected_at_ms", str(rejected_at_ms).encode()),
     ]
-    if r.field is not None:
-        headers.append(("callslo.field", r.field.encode()))
+    if field is not None:
+        headers.append(("callslo.field", field.encode()))
+    if reconstructed:
+        headers.append(("callslo.value", b"reconstructed"))
     return headers
+
+
+def dead_letter_headers(letter: DeadLetter, rejected_at_ms: int) -> list[tuple[str, bytes]]:
+    """DLQ headers of a message stage 1 refused."""
+    r = letter.rejection
+    return dlq_headers(reason=r.reason, detail=r.detail, source_topic=letter.topic,
+                       source_partition=letter.partition, source_offset=letter.offset,
+                       rejected_at_ms=rejected_at_ms, field=r.field)
 
 
 class Condenser:

@@ -1,7 +1,7 @@
 """The one settings object: built once at start from a TOML file and the environment, then frozen.
 
 Sections of the file map to the dataclasses below (``[kafka]``, ``[topics]``, ``[ingest]``,
-``[web]``, ``[worker]``). Every key is optional; unknown keys and wrong types are errors that
+``[web]``, ``[worker]``, ``[engine]``, ``[queues]``). Every key is optional; unknown keys and wrong types are errors that
 name the key, so a typo never silently falls back to a default.
 
 Environment variables override the file (they are what docker-compose sets):
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,14 @@ __all__ = [
     "IngestSettings",
     "WebSettings",
     "WorkerSettings",
+    "EngineSettings",
+    "QueuePolicy",
+    "QueueSettings",
+    "SL_FORMULAS",
 ]
+
+#: How ``service_level`` is computed (see docs/metrics.md).
+SL_FORMULAS = ("offered", "ignore_abandons", "abandons_within_good", "answered")
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class TopicSettings:
     events: str = "callcenter.events.v1"
     dlq: str = "callcenter.events.dlq.v1"
     batches: str = "callslo.internal.event-batches.v1"
+    intervals: str = "slo.queue-intervals.v1"
     # The events topic and the internal batch topic must have the same partition count:
     # stage 1 writes the batch of source partition p to partition p.
     partitions: int = 6
@@ -89,6 +98,17 @@ class WebSettings:
 
     host: str = "127.0.0.1"
     port: int = 6066
+    # The address other workers and clients use to reach this one; empty means ``host``, or
+    # this machine's hostname when ``host`` binds every interface (as in a container).
+    advertised_host: str = ""
+
+    @property
+    def public_host(self) -> str:
+        if self.advertised_host:
+            return self.advertised_host
+        if self.host in ("0.0.0.0", "::", ""):
+            return socket.gethostname()
+        return self.host
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "web.port", "must be a TCP port (0-65535)")
@@ -114,6 +134,118 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """Stage 2: intervals, lateness, state layout. Whole-deployment settings."""
+
+    group_id: str = "callslo-engine"
+    interval_s: int = 900
+    allowed_lateness_s: int = 120
+    idle_close_s: int = 60
+    # Queue state is written to the changelog in this many shards per partition, so the
+    # number of changelog messages per batch stays bounded whatever the number of queues.
+    shards_per_partition: int = 16
+    # A call queued this long ago without an outcome is forgotten (it no longer counts as
+    # waiting now, and a late outcome without wait_ms gets no wait).
+    open_call_ttl_s: int = 4 * 3600
+
+    def __post_init__(self) -> None:
+        _require(self.interval_s >= 60 and 86_400 % self.interval_s == 0, "engine.interval_s",
+                 "must be at least 60 and divide a day (e.g. 900, 1800, 3600)")
+        _require(self.allowed_lateness_s >= 0, "engine.allowed_lateness_s", "must be >= 0")
+        _require(self.idle_close_s >= 0, "engine.idle_close_s", "must be >= 0")
+        _require(1 <= self.shards_per_partition <= 4096, "engine.shards_per_partition",
+                 "must be 1..4096")
+        _require(self.open_call_ttl_s >= 60, "engine.open_call_ttl_s", "must be >= 60")
+
+    @property
+    def interval_ms(self) -> int:
+        return self.interval_s * 1000
+
+    @property
+    def allowed_lateness_ms(self) -> int:
+        return self.allowed_lateness_s * 1000
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """The service-level rules of one queue."""
+
+    threshold_s: float = 20.0
+    sl_target: float = 0.80
+    short_abandon_s: float = 5.0
+    sl_formula: str = "offered"
+
+    def __post_init__(self) -> None:
+        # TOML's 30 and 30.0 mean the same threshold; records always carry a float.
+        for name in ("threshold_s", "sl_target", "short_abandon_s"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        _require(0 <= self.threshold_s <= 86_400, "threshold_s", "must be 0..86400 seconds")
+        _require(0 < self.sl_target <= 1, "sl_target", "must be a fraction in (0, 1], e.g. 0.8")
+        _require(0 <= self.short_abandon_s <= 3600, "short_abandon_s", "must be 0..3600 seconds")
+        _require(self.sl_formula in SL_FORMULAS, "sl_formula", f"must be one of {SL_FORMULAS}")
+
+    @property
+    def threshold_ms(self) -> int:
+        return round(self.threshold_s * 1000)
+
+    @property
+    def short_abandon_ms(self) -> int:
+        return round(self.short_abandon_s * 1000)
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """Per-queue rules: ``[queues.defaults]``, then ``[queues.tenants.<tenant>]``, then
+    ``[queues.overrides."<tenant>/<queue>"]``, each overriding the keys it names."""
+
+    defaults: QueuePolicy = field(default_factory=QueuePolicy)
+    tenants: tuple[tuple[str, QueuePolicy], ...] = ()
+    overrides: tuple[tuple[str, QueuePolicy], ...] = ()
+
+    def policy(self, tenant: str, queue: str) -> QueuePolicy:
+        """The rules for one queue."""
+        found = dict(self.overrides).get(f"{tenant}/{queue}")
+        if found is None:
+            found = dict(self.tenants).get(tenant, self.defaults)
+        return found
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> "QueueSettings":
+        unknown = sorted(set(table) - {"defaults", "tenants", "overrides"})
+        if unknown:
+            raise ConfigError(f"unknown key(s) {unknown} in [queues]; known: defaults, tenants, overrides")
+        defaults = _policy(QueuePolicy(), "queues.defaults", table.get("defaults", {}))
+        tenants = {}
+        for tenant, values in _table(table, "tenants").items():
+            tenants[tenant] = _policy(defaults, f"queues.tenants.{tenant}", values)
+        overrides = []
+        for key, values in _table(table, "overrides").items():
+            tenant, slash, queue = key.partition("/")
+            if not slash or not tenant or not queue or "/" in queue:
+                raise ConfigError(f'[queues.overrides] key "{key}" must be "<tenant>/<queue>"')
+            overrides.append((key, _policy(tenants.get(tenant, defaults),
+                                           f'queues.overrides."{key}"', values)))
+        return cls(defaults, tuple(sorted(tenants.items())), tuple(overrides))
+
+
+def _table(table: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = table.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[queues.{name}] must be a table")
+    return value
+
+
+def _policy(base: QueuePolicy, where: str, values: Any) -> QueuePolicy:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[{where}] must be a table")
+    _check_types(QueuePolicy, where, values)
+    try:
+        return dataclasses.replace(base, **values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a callslo process needs to know, in one immutable object."""
 
@@ -122,6 +254,8 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     web: WebSettings = field(default_factory=WebSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    queues: QueueSettings = field(default_factory=QueueSettings)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None,
@@ -159,7 +293,10 @@ class Settings:
             values = table.get(name, {})
             if not isinstance(values, Mapping):
                 raise ConfigError(f"settings section [{name}] must be a table")
-            built[name] = _build_section(f.default_factory, name, values)  # type: ignore[arg-type]
+            if name == "queues":
+                built[name] = QueueSettings.from_table(values)
+            else:
+                built[name] = _build_section(f.default_factory, name, values)  # type: ignore[arg-type]
         return cls(**built)
 
 
@@ -173,6 +310,11 @@ _ENV_OVERRIDES = {
 
 
 def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:
+    _check_types(cls, section, values)
+    return cls(**values)
+
+
+def _check_types(cls: type, section: str, values: Mapping[str, Any]) -> None:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -183,7 +325,6 @@ def _build_section(cls: type, section: str, values: Mapping[str, Any]) -> Any:
         if type(value) is not expected and not (expected is float and type(value) is int):
             raise ConfigError(
                 f"{section}.{key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
-    return cls(**values)
 
 
 def _require(ok: bool, key: str, message: str) -> None:

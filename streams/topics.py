@@ -33,6 +33,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.events, t.partitions, t.replication),
         TopicSpec(t.batches, t.partitions, t.replication,
                   (("max.message.bytes", str(16 * 1024 * 1024)),)),
+        # Interval records feed SLA reports over whole contract periods: kept 400 days.
+        TopicSpec(t.intervals, t.partitions, t.replication,
+                  (("retention.ms", str(400 * 86_400_000)),)),
         # Dead letters are evidence for the operator; they are kept until someone deletes them.
         TopicSpec(t.dlq, t.partitions, t.replication,
                   keep_forever + (("max.message.bytes", str(16 * 1024 * 1024)),)),

@@ -1,0 +1,182 @@
+"""Stage 2 in the worker: the agent that applies column batches, and the idle-close timer.
+
+One :class:`~streams.engine.PartitionEngine` per assigned partition of the internal batch
+topic, its state kept in the ``queue-state`` table (raw bytes: one value per shard of queues,
+see :meth:`PartitionEngine.shard_value`). Every step follows the same order, so that a crash
+at any point neither loses nor doubles a count:
+
+1. apply the batch (or close idle intervals) in memory;
+2. publish the final interval records and the late dead letters, and wait for the broker's
+   acknowledgement;
+3. write the dirty shards to the table's changelog (same partition as the batch), and wait
+   for the acknowledgement;
+4. only then return, letting Faust acknowledge (and later commit) the batch's offset.
+
+A crash before 3 redelivers the batch onto the old state: the same records again, identical
+(consumers keep one per tenant, queue, interval start). A crash after 3 redelivers a batch
+whose rows are at or below each queue's applied offset: skipped. An unexpected error stops
+the process without acknowledging the batch (fail-stop); skipping it would lose calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from typing import Any
+
+import faust
+import orjson
+
+from streams.columns import ColumnBatch
+from streams.engine import PartitionEngine, StepResult
+from streams.errors import BatchFormatError
+from streams.ingest import dlq_headers
+from streams.settings import Settings
+
+__all__ = ["register_engine"]
+
+log = logging.getLogger(__name__)
+
+_FAIL_STOP_EXIT = 70
+
+
+def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
+    """Declare stage 2's topics, table, agent and timer on ``app``; returns them by name."""
+    topics = settings.topics
+    batches = app.topic(topics.batches, key_type=bytes, value_type=bytes,
+                        key_serializer="raw", value_serializer="raw",
+                        partitions=topics.partitions)
+    intervals = app.topic(topics.intervals, key_type=bytes, value_type=bytes,
+                          key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(topics.dlq, key_type=bytes, value_type=bytes,
+                    key_serializer="raw", value_serializer="raw")
+    # bytes key and value types make Faust use its raw codec: our own compact encoding.
+    state = app.Table("queue-state", key_type=bytes, value_type=bytes,
+                      partitions=topics.partitions)
+    engines: dict[int, PartitionEngine] = {}
+    last_batch_s: dict[int, float] = {}  # monotonic time of each partition's last batch
+    counts: Counter[str] = Counter()
+    step_lock = asyncio.Lock()
+
+    def engine_for(partition: int) -> PartitionEngine:
+        engine = engines.get(partition)
+        if engine is None:
+            engine = PartitionEngine(partition, settings.engine, settings.queues)
+            prefix = f"{partition}/".encode()
+            loaded = 0
+            for key, value in list(state.data.items()):
+                if key.startswith(prefix) and value:
+                    engine.load_shard(value)
+                    loaded += 1
+            engines[partition] = engine
+            last_batch_s[partition] = time.monotonic()
+            log.info("engine: partition %d ready, %d queues from %d shards", partition,
+                     len(engine.queues), loaded)
+        return engine
+
+    async def publish(engine: PartitionEngine, step: StepResult) -> None:
+        """Steps 2 and 3 of the module docstring."""
+        now_ms = int(time.time() * 1000)
+        for record in step.records:
+            await intervals.send(key=f"{record['tenant']}/{record['queue']}".encode(),
+                                 value=orjson.dumps(record))
+        for late in step.late:
+            event = late.event
+            await dlq.send(
+                key=f"{event['tenant']}/{event['queue']}".encode(), value=orjson.dumps(event),
+                partition=late.source_partition,
+                headers=dlq_headers(
+                    reason="late", source_topic=topics.events,
+                    detail=(f"interval starting {late.interval_start_ms} closed; every interval "
+                            f"ending at or before {late.closed_before_ms} is final"),
+                    source_partition=late.source_partition, source_offset=late.offset,
+                    rejected_at_ms=now_ms, reconstructed=True))
+        if step.records or step.late:
+            await app.producer.flush()
+        if step.dirty_shards:
+            for shard in sorted(step.dirty_shards):
+                key = engine.shard_key(shard)
+                value = engine.shard_value(shard)
+                state.data[key] = value
+                state.send_changelog(engine.partition, key, value)
+            await app.producer.flush()
+        counts["records"] += len(step.records)
+        counts["late"] += len(step.late)
+
+    @app.agent(batches, name="callslo-engine")
+    async def apply_batches(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                async with step_lock:
+                    partition = event.message.partition
+                    try:
+                        batch = ColumnBatch.from_bytes(event.value)
+                    except BatchFormatError as exc:
+                        await _dead_letter_batch(dlq, app, event, exc)
+                        continue
+                    engine = engine_for(partition)
+                    last_batch_s[partition] = time.monotonic()
+                    step = engine.apply(batch)
+                    await publish(engine, step)
+                    counts.update(step.counts)
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                log.critical("engine: failed on %s[%d]@%d; stopping without acknowledging it",
+                             event.message.topic, event.message.partition, event.message.offset,
+                             exc_info=True)
+                logging.shutdown()
+                os._exit(_FAIL_STOP_EXIT)
+
+    @app.timer(interval=1.0, on_leader=False)
+    async def close_idle_intervals() -> None:
+        """A partition that has received nothing for idle_close_s: the wall clock stands in
+        for its event clock (see streams.engine)."""
+        now_ms = int(time.time() * 1000)
+        quiet_since = time.monotonic() - settings.engine.idle_close_s
+        try:
+            async with step_lock:
+                for partition, engine in list(engines.items()):
+                    if last_batch_s.get(partition, 0.0) > quiet_since:
+                        continue
+                    step = engine.close_idle(now_ms)
+                    if step.records or step.dirty_shards:
+                        await publish(engine, step)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.critical("engine: closing idle intervals failed; stopping", exc_info=True)
+            logging.shutdown()
+            os._exit(_FAIL_STOP_EXIT)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        # Rebuilt from the table on next use; the table holds every acknowledged step.
+        async with step_lock:
+            engines.clear()
+
+    @app.timer(interval=60.0)
+    async def report() -> None:
+        if counts:
+            log.info("engine: %s", dict(counts))
+
+    return {"batches": batches, "intervals": intervals, "state": state,
+            "agent": apply_batches, "engines": engines, "counts": counts}
+
+
+async def _dead_letter_batch(dlq: faust.TopicT, app: faust.App, event: Any,
+                             exc: BatchFormatError) -> None:
+    """A damaged message on the internal topic: keep its bytes on the DLQ, say why."""
+    message = event.message
+    log.error("engine: %s[%d]@%d is not a column batch (%s); dead-lettered", message.topic,
+              message.partition, message.offset, exc)
+    await dlq.send(key=message.key, value=event.value, partition=message.partition,
+                   headers=dlq_headers(reason="bad_batch", detail=str(exc),
+                                       source_topic=message.topic,
+                                       source_partition=message.partition,
+                                       source_offset=message.offset,
+                                       rejected_at_ms=int(time.time() * 1000)))
+    await app.producer.flush()
