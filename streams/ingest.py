@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams import clients
 from streams.columns import ColumnBatch, build_batch
 from streams.contract import Decoder, Rejection
 from streams.settings import Settings
@@ -35,7 +36,6 @@ __all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "dlq
 
 log = logging.getLogger(__name__)
 
-_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,16 +129,11 @@ class IngestStage:
 
     async def start(self) -> None:
         s = self.settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka.bootstrap, client_id=f"{s.kafka.client_id}-ingest",
-            acks="all", enable_idempotence=True, linger_ms=5,
-            max_request_size=_MAX_REQUEST_BYTES)
-        self._consumer = AIOKafkaConsumer(
-            s.topics.events, bootstrap_servers=s.kafka.bootstrap,
-            client_id=f"{s.kafka.client_id}-ingest", group_id=s.ingest.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
+        self._producer = clients.producer(s.kafka, "ingest")
+        self._consumer = clients.consumer(
+            s.kafka, "ingest", s.topics.events, group_id=s.ingest.group_id,
             max_poll_records=s.ingest.batch_max_events, fetch_max_wait_ms=s.ingest.batch_max_ms,
-            max_partition_fetch_bytes=_MAX_REQUEST_BYTES, fetch_max_bytes=4 * _MAX_REQUEST_BYTES,
+            fetch_max_bytes=4 * clients.MAX_REQUEST_BYTES,
             session_timeout_ms=s.worker.broker_session_timeout_s * 1000,
             heartbeat_interval_ms=s.worker.broker_heartbeat_interval_s * 1000)
         await self._producer.start()

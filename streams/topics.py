@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams import clients
 from streams.errors import CallsloError
 from streams.settings import Settings
 
@@ -46,8 +47,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None
     """Create the missing topics; return the names created. Existing topics must have the
     partition count the settings ask for, or the engine would mis-route batches."""
     specs = topic_specs(settings) if specs is None else specs
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
-                                client_id=f"{settings.kafka.client_id}-admin")
+    admin = clients.admin(settings.kafka)
     try:
         await admin.start()
         existing = set(await admin.list_topics())

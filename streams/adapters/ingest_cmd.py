@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from streams.adapters.asterisk import AgentRoster, QueueLogMapper, Skipped
+from streams import clients
 from streams.adapters.tail import FileFollower, Position, load_state, save_state
 from streams.contract import Decoder, Rejection, event_key
 from streams.errors import CallsloError
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 #: Environment variable holding the per-deployment secret that pseudonymises caller ids.
 CALLER_SALT_ENV = "CALLSLO_CALLER_SALT"
 DEFAULT_STATE_DIR = "~/.cache/callslo/asterisk"
-_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -91,9 +90,7 @@ class QueueLogPublisher:
 
     async def start(self) -> None:
         s = self.settings
-        self._producer = self._given_producer or AIOKafkaProducer(
-            bootstrap_servers=s.kafka.bootstrap, client_id=f"{s.kafka.client_id}-asterisk",
-            acks="all", enable_idempotence=True, linger_ms=5, max_request_size=_MAX_REQUEST_BYTES)
+        self._producer = self._given_producer or clients.producer(s.kafka, "asterisk")
         try:
             await self._producer.start()
         except KafkaError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import math
 import sys
@@ -190,11 +191,13 @@ def _write(args: argparse.Namespace, chunks: Any, speedup: float | None,
     from streams.settings import Settings
 
     settings = Settings.load(args.config)
-    bootstrap = args.bootstrap or settings.kafka.bootstrap
+    kafka = settings.kafka
+    if args.bootstrap:
+        kafka = dataclasses.replace(kafka, bootstrap=args.bootstrap)
     topic = args.topic or settings.topics.events
 
     async def produce() -> int:
         # Made inside the loop: the pacer's clock starts when sending starts.
-        return await produce_kafka(chunks, bootstrap, topic, Pacer(speedup, start_ms))
+        return await produce_kafka(chunks, kafka, topic, Pacer(speedup, start_ms))
 
-    return asyncio.run(produce()), f"topic {topic} on {bootstrap}"
+    return asyncio.run(produce()), f"topic {topic} on {kafka.bootstrap}"

@@ -12,11 +12,12 @@ import time
 from typing import IO, Any, Callable, Iterable
 
 import orjson
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from streams import clients
 from streams.contract import event_key
 from streams.errors import CallsloError
+from streams.settings import KafkaSettings
 from streams.simulate.faults import RawLine, item_ts_ms
 
 __all__ = ["Pacer", "write_file", "produce_kafka", "encode"]
@@ -101,15 +102,13 @@ def write_file(chunks: Iterable[list[Any]], out: IO[bytes], pacer: Pacer,
     return written
 
 
-async def produce_kafka(chunks: Iterable[list[Any]], bootstrap: str, topic: str, pacer: Pacer,
-                        client_id: str = "callslo-simulate") -> int:
+async def produce_kafka(chunks: Iterable[list[Any]], kafka: KafkaSettings, topic: str,
+                        pacer: Pacer) -> int:
     """Send every item to ``topic`` with its contract key; return the number sent.
 
     The producer is idempotent with ``acks=all``, so a retried batch is neither lost nor
     doubled, and the events of one key keep their order."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-                                enable_idempotence=True, linger_ms=20,
-                                max_batch_size=256 * 1024)
+    producer = clients.producer(kafka, "simulate", linger_ms=20, max_batch_size=256 * 1024)
     sent = 0
     try:
         await producer.start()
