@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what callslo needs on a fresh machine of this kind: Java and Maven for the local
 # Kafka broker (from Debian, only when missing), and a virtualenv in .venv with callslo and
-# its pinned dependencies (constraints.txt). Safe to run again; it only adds what is missing.
+# its pinned dependencies (constraints.txt). Safe to run again: it only does what is missing,
+# and reinstalls the Python packages when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +19,12 @@ fi
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
+stamp=.venv/.callslo-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+    echo "dev/install.sh: installing callslo and its pinned dependencies into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
+        -e ".[test,bench]" 2> >(grep -v -e "^ *$" -e "Editable installation" -e "^ *!!" \
+        -e "\*\*\*\*" -e "Please be careful" -e "name as your package" -e "WheelFile" >&2)
+    touch "$stamp"
+fi

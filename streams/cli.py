@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(replay)
     replay.set_defaults(func=_cmd_replay)
 
+    records = sub.add_parser("records", help="print the final interval records (slo.queue-intervals.v1)")
+    records.add_argument("--follow", action="store_true", help="keep printing new records")
+    records.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    _add_config(records)
+    records.set_defaults(func=_cmd_records)
+
     staffing_cmd.add_parser(sub)
     simulate_cmd.add_parser(sub)
     ingest_cmd.add_parser(sub)
@@ -148,6 +154,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
+def _cmd_records(args: argparse.Namespace) -> int:
+    from streams.peek import print_interval_records
+
+    asyncio.run(print_interval_records(_settings(args), follow=args.follow, as_json=args.json))
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from streams.replay import replay_lines, write_records
 
@@ -176,7 +189,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("streams").setLevel(logging.INFO)  # callslo's own progress, not libraries'
     try:
         return args.func(args)
     except CallsloError as exc:
@@ -184,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `callslo records | head`): not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ One column batch holds the valid events of one poll of one source partition, as 
 (numbers) and string lists, plus where they came from (topic, partition, first and last
 offset), so stage 2 can tell a redelivered batch from a new one.
 
+A batch without rows is a *heartbeat*: stage 1 found the source partition caught up at wall
+time ``clock_ms``, with no new event since ``quiet_since_ms``. It is how stage 2 learns that a
+partition is idle rather than stalled, in the partition's own order.
+
 Wire format, version 1::
 
     b"CSB1" | u32 little-endian header length | header (JSON) | array bytes
@@ -67,6 +71,17 @@ class ColumnBatch:
     arrays: dict[str, np.ndarray]
     strings: dict[str, list[str | None]]
     agent_queues: list[list[str] | None] = field(default_factory=list)
+    clock_ms: int = -1
+    quiet_since_ms: int = -1
+
+    @classmethod
+    def heartbeat(cls, source_topic: str, source_partition: int, clock_ms: int,
+                  quiet_since_ms: int) -> "ColumnBatch":
+        """An empty batch saying: caught up at ``clock_ms``, nothing new since ``quiet_since_ms``."""
+        batch = build_batch(source_topic, source_partition, [], -1, -1)
+        batch.clock_ms = clock_ms
+        batch.quiet_since_ms = quiet_since_ms
+        return batch
 
     @property
     def rows(self) -> int:
@@ -92,6 +107,8 @@ class ColumnBatch:
             "groups": self.groups,
             "strings": self.strings,
             "agent_queues": self.agent_queues,
+            "clock_ms": self.clock_ms,
+            "quiet_since_ms": self.quiet_since_ms,
             "layout": layout,
         })
         return b"".join([MAGIC, _HEADER_LEN.pack(len(header)), header, *chunks])
@@ -112,7 +129,8 @@ class ColumnBatch:
                 arrays[name] = np.frombuffer(body[start:start + length], dtype=dtype)
             batch = cls(header["source_topic"], header["source_partition"], header["first_offset"],
                         header["last_offset"], header["groups"], arrays, header["strings"],
-                        header["agent_queues"])
+                        header["agent_queues"], header.get("clock_ms", -1),
+                        header.get("quiet_since_ms", -1))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise BatchFormatError(f"column batch is damaged: {exc}") from exc
         if any(len(a) != header["rows"] for a in arrays.values()):

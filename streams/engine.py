@@ -10,10 +10,13 @@ Per queue (``<tenant>/<queue>``) the engine keeps:
   allowed_lateness``; an interval closes when the watermark reaches its end.
 - Idle queues: an interval also closes when the *partition's* clock passes its end +
   allowed lateness + ``idle_close_s``. The partition clock is the largest event time seen in
-  the partition, so a worker catching up on a backlog closes nothing early; only when the
-  partition has received nothing for ``idle_close_s`` of wall time does the wall clock stand
-  in for it (:meth:`PartitionEngine.close_idle`). Both rules are checked per event in arrival
-  order, so where a batch boundary falls never changes a result.
+  the partition, so a worker catching up on a backlog closes nothing early. When the whole
+  partition is quiet, stage 1's heartbeats (empty batches in the partition's own order, sent
+  only while stage 1 is caught up) carry the wall clock; once one reports ``idle_close_s`` of
+  quiet, the wall clock stands in for the partition clock (:meth:`PartitionEngine.close_idle`).
+  Everything is decided per event or per heartbeat in the partition's order, never by a timer,
+  so the state after a batch is a function of the batches before it: a redelivered batch
+  gives the same records again, and batch boundaries never change a result.
 - ``closed_before_ms``: every interval ending at or before it is closed. An event for a closed
   interval is *late*: dead-lettered with reason ``late``, never applied.
 - ``seen``: event ids of the open intervals (duplicates are counted and dropped). Ids of
@@ -118,6 +121,9 @@ class PartitionEngine:
         self.idle_ms = engine.allowed_lateness_ms + engine.idle_close_s * 1000
         #: The partition clock: the largest call-event time seen in this partition.
         self.max_ts_ms = _NO_TIME
+        #: Offset (on the internal batch topic) of the last batch applied, kept with the state
+        #: so the worker can tell when batches were skipped (see streams.agents.engine).
+        self.batch_offset = -1
         # (interval end, queue key) of every open pane, for closing idle queues cheaply.
         self._pane_ends: list[tuple[int, str]] = []
 
@@ -130,6 +136,11 @@ class PartitionEngine:
         if batch.source_partition != self.partition:
             raise BatchFormatError(f"batch of partition {batch.source_partition} given to the "
                                    f"engine of partition {self.partition}")
+        if batch.rows == 0:
+            quiet_ms = batch.clock_ms - batch.quiet_since_ms
+            if batch.clock_ms >= 0 and quiet_ms >= self.settings.idle_close_s * 1000:
+                return self.close_idle(batch.clock_ms)
+            return StepResult()
         result = StepResult()
         a = batch.arrays
         n = batch.rows
@@ -216,13 +227,19 @@ class PartitionEngine:
         return result
 
     def close_idle(self, now_ms: int) -> StepResult:
-        """Let the wall clock ``now_ms`` stand in for the partition clock; the caller does this
-        only for a partition that has received nothing for ``idle_close_s``. Every interval
-        whose end + allowed lateness + idle_close_s lies before ``now_ms`` closes."""
+        """Let the wall clock ``now_ms`` stand in for the partition clock (a heartbeat of a
+        partition quiet for ``idle_close_s``): every interval whose end + allowed lateness +
+        idle_close_s lies before ``now_ms`` closes."""
         result = StepResult()
+        before = _floor(self.max_ts_ms - self.idle_ms, self.interval_ms)
         if now_ms > self.max_ts_ms:
             self.max_ts_ms = now_ms
-        self._close_through(_floor(self.max_ts_ms - self.idle_ms, self.interval_ms), result)
+        horizon = _floor(self.max_ts_ms - self.idle_ms, self.interval_ms)
+        self._close_through(horizon, result)
+        if horizon > before and self.queues and not result.dirty_shards:
+            # Nothing closed, but the partition clock moved: persist it with some shard, so
+            # that a restarted worker judges later events as this one would.
+            result.dirty_shards.add(next(iter(self.queues.values())).shard)
         self.counts.update(result.counts)
         return result
 
@@ -302,7 +319,8 @@ class PartitionEngine:
                 "open_calls": list(q.open_calls.items()), "pane_starts": starts,
             })
         header = orjson.dumps({"v": 1, "partition": self.partition, "shard": shard,
-                               "partition_max_ts_ms": self.max_ts_ms, "queues": described})
+                               "partition_max_ts_ms": self.max_ts_ms,
+                               "batch_offset": self.batch_offset, "queues": described})
         sub = self.panes.take(np.asarray(rows, dtype=np.int64))
         return b"".join([_SHARD_MAGIC, len(header).to_bytes(4, "little"), header, sub.to_bytes()])
 
@@ -316,6 +334,7 @@ class PartitionEngine:
         # Every batch that moves the partition clock rewrites at least the shard of the queue
         # that moved it, so the largest value over the shards is the clock of the last batch.
         self.max_ts_ms = max(self.max_ts_ms, header["partition_max_ts_ms"])
+        self.batch_offset = max(self.batch_offset, header.get("batch_offset", -1))
         position = 0
         for item in header["queues"]:
             q = self._queue(item["key"])

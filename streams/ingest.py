@@ -9,7 +9,11 @@ shared by the worker and by offline replay. :class:`IngestStage` is the Kafka lo
    the reason and source position in headers;
 3. the valid events of each source partition as one column batch to the same partition number
    of the internal batch topic, carrying the source offsets;
-4. the source offsets are committed only after every produce of steps 2-3 is acknowledged.
+4. the source offsets are committed only after every produce of steps 2-3 is acknowledged;
+5. for each assigned partition that is caught up and had nothing new, at most every
+   ``ingest.heartbeat_ms`` an empty batch (a heartbeat, see :mod:`streams.columns`) with the
+   wall clock and the time since which the partition has been quiet. A stalled stage 1 sends
+   none, so stage 2 never mistakes a stall for an idle queue.
 
 A crash between 3 and 4 redelivers the poll; the batch carries its offsets so stage 2 can
 recognise it. Nothing is lost; duplicates are stage 2's to drop.
@@ -124,6 +128,8 @@ class IngestStage:
         self.counts: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self._stopping = asyncio.Event()
+        self._last_data_ms: dict[TopicPartition, int] = {}
+        self._last_heartbeat_ms: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -163,6 +169,7 @@ class IngestStage:
                                                   max_records=s.batch_max_events)
             if polled:
                 await self.process(polled.items())
+            await self.send_heartbeats({tp for tp, records in polled.items() if records})
             if time.monotonic() - last_report >= 60 and self.rejections:
                 log.warning("ingest: %d events dead-lettered so far %s",
                             sum(self.rejections.values()), dict(self.rejections))
@@ -200,3 +207,28 @@ class IngestStage:
             raise
         if commit:
             await self._consumer.commit(commit)
+
+    async def send_heartbeats(self, active: set[TopicPartition]) -> None:
+        """Step 5 of the module docstring, after the poll's batches were acknowledged."""
+        assert self._producer is not None and self._consumer is not None
+        now_ms = int(time.time() * 1000)
+        assigned = self._consumer.assignment()
+        for tp in list(self._last_data_ms):
+            if tp not in assigned:  # revoked: quiet time restarts if it comes back
+                del self._last_data_ms[tp]
+        for tp in assigned:
+            if tp in active or tp not in self._last_data_ms:
+                self._last_data_ms[tp] = now_ms
+                continue
+            if now_ms - self._last_heartbeat_ms.get(tp, 0) < self.settings.ingest.heartbeat_ms:
+                continue
+            highwater = self._consumer.highwater(tp)
+            if highwater is None or await self._consumer.position(tp) < highwater:
+                continue
+            beat = ColumnBatch.heartbeat(self.settings.topics.events, tp.partition, now_ms,
+                                         self._last_data_ms[tp])
+            await (await self._producer.send(self.settings.topics.batches, beat.to_bytes(),
+                                             key=str(tp.partition).encode(),
+                                             partition=tp.partition))
+            self._last_heartbeat_ms[tp] = now_ms
+            self.counts["heartbeats"] += 1

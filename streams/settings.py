@@ -83,6 +83,8 @@ class IngestSettings:
     max_age_days: int = 3660
     batch_max_events: int = 10_000
     batch_max_ms: int = 200
+    # How often stage 1 tells stage 2 that a caught-up partition has had no new events.
+    heartbeat_ms: int = 1000
 
     def __post_init__(self) -> None:
         _require(self.max_message_bytes >= 256, "ingest.max_message_bytes", "must be >= 256")
@@ -90,6 +92,7 @@ class IngestSettings:
         _require(self.max_age_days >= 1, "ingest.max_age_days", "must be >= 1")
         _require(self.batch_max_events >= 1, "ingest.batch_max_events", "must be >= 1")
         _require(self.batch_max_ms >= 1, "ingest.batch_max_ms", "must be >= 1")
+        _require(self.heartbeat_ms >= 10, "ingest.heartbeat_ms", "must be >= 10")
 
 
 @dataclass(frozen=True)

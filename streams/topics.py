@@ -9,9 +9,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams import clients
 from streams.errors import CallsloError
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
 
-__all__ = ["TopicSpec", "topic_specs", "ensure_topics"]
+__all__ = ["TopicSpec", "topic_specs", "ensure_topics", "partition_ids"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,20 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.dlq, t.partitions, t.replication,
                   keep_forever + (("max.message.bytes", str(16 * 1024 * 1024)),)),
     ]
+
+
+async def partition_ids(kafka: KafkaSettings, topic: str) -> list[int]:
+    """The partitions of ``topic``; empty when it does not exist."""
+    admin = clients.admin(kafka)
+    try:
+        await admin.start()
+        described = await admin.describe_topics([topic])
+    except KafkaError as exc:
+        raise CallsloError(f"cannot describe topic {topic} on {kafka.bootstrap}: {exc}") from exc
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for d in described if d["topic"] == topic and not d["error_code"]
+                  for p in d["partitions"])
 
 
 async def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Stage 2 in the worker: the agent that applies column batches, and the idle-close timer.
+"""Stage 2 in the worker: the agent that applies column batches (heartbeats included).
 
 One :class:`~streams.engine.PartitionEngine` per assigned partition of the internal batch
 topic, its state kept in the ``queue-state`` table (raw bytes: one value per shard of queues,
@@ -16,6 +16,13 @@ A crash before 3 redelivers the batch onto the old state: the same records again
 (consumers keep one per tenant, queue, interval start). A crash after 3 redelivers a batch
 whose rows are at or below each queue's applied offset: skipped. An unexpected error stops
 the process without acknowledging the batch (fail-stop); skipping it would lose calls.
+
+The state also remembers the offset of the last batch it applied. Faust's committed offsets
+can run ahead of what an agent processed around rebalances (messages fetched in an older
+generation are skipped *and* acknowledged), so the agent does not trust them: when a batch
+arrives beyond the next one the state expects, the missing batches are read with a
+consumer of our own and applied first. Re-applying is always safe (rows at or below a
+queue's applied offset are skipped, a heartbeat already seen changes nothing).
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka import TopicPartition
 
+from streams import clients
 from streams.columns import ColumnBatch
 from streams.engine import PartitionEngine, StepResult
 from streams.errors import BatchFormatError
@@ -44,7 +53,7 @@ _FAIL_STOP_EXIT = 70
 
 
 def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
-    """Declare stage 2's topics, table, agent and timer on ``app``; returns them by name."""
+    """Declare stage 2's topics, table and agent on ``app``; returns them by name."""
     topics = settings.topics
     batches = app.topic(topics.batches, key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw",
@@ -57,7 +66,6 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     state = app.Table("queue-state", key_type=bytes, value_type=bytes,
                       partitions=topics.partitions)
     engines: dict[int, PartitionEngine] = {}
-    last_batch_s: dict[int, float] = {}  # monotonic time of each partition's last batch
     counts: Counter[str] = Counter()
     step_lock = asyncio.Lock()
 
@@ -72,10 +80,45 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
                     engine.load_shard(value)
                     loaded += 1
             engines[partition] = engine
-            last_batch_s[partition] = time.monotonic()
             log.info("engine: partition %d ready, %d queues from %d shards", partition,
                      len(engine.queues), loaded)
         return engine
+
+    async def fill_gap(engine: PartitionEngine, upto: int) -> None:
+        """Apply the batches between the state's last one and offset ``upto`` (exclusive)."""
+        start = engine.batch_offset + 1
+        if start >= upto:
+            return
+        log.warning("engine: partition %d resumes at batch %d but its state ends at %d; "
+                    "reading the batches in between", engine.partition, upto, start - 1)
+        tp = TopicPartition(topics.batches, engine.partition)
+        consumer = clients.consumer(settings.kafka, "engine-gap")
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < upto:
+                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                    if record.offset >= upto:
+                        break
+                    await apply_one(engine, record.offset, record.key, record.value)
+                    counts["gap_batches"] += 1
+        finally:
+            await consumer.stop()
+
+    async def apply_one(engine: PartitionEngine, offset: int, key: bytes | None,
+                        value: bytes) -> None:
+        try:
+            batch = ColumnBatch.from_bytes(value)
+        except BatchFormatError as exc:
+            await _dead_letter_batch(dlq, app, topics.batches, engine.partition, offset, key,
+                                     value, exc)
+            engine.batch_offset = offset
+            return
+        step = engine.apply(batch)
+        engine.batch_offset = offset
+        await publish(engine, step)
+        counts.update(step.counts)
 
     async def publish(engine: PartitionEngine, step: StepResult) -> None:
         """Steps 2 and 3 of the module docstring."""
@@ -111,17 +154,10 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         async for event in stream.events():
             try:
                 async with step_lock:
-                    partition = event.message.partition
-                    try:
-                        batch = ColumnBatch.from_bytes(event.value)
-                    except BatchFormatError as exc:
-                        await _dead_letter_batch(dlq, app, event, exc)
-                        continue
-                    engine = engine_for(partition)
-                    last_batch_s[partition] = time.monotonic()
-                    step = engine.apply(batch)
-                    await publish(engine, step)
-                    counts.update(step.counts)
+                    message = event.message
+                    engine = engine_for(message.partition)
+                    await fill_gap(engine, message.offset)
+                    await apply_one(engine, message.offset, message.key, event.value)
             except asyncio.CancelledError:
                 raise
             except BaseException:
@@ -130,27 +166,6 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
                              exc_info=True)
                 logging.shutdown()
                 os._exit(_FAIL_STOP_EXIT)
-
-    @app.timer(interval=1.0, on_leader=False)
-    async def close_idle_intervals() -> None:
-        """A partition that has received nothing for idle_close_s: the wall clock stands in
-        for its event clock (see streams.engine)."""
-        now_ms = int(time.time() * 1000)
-        quiet_since = time.monotonic() - settings.engine.idle_close_s
-        try:
-            async with step_lock:
-                for partition, engine in list(engines.items()):
-                    if last_batch_s.get(partition, 0.0) > quiet_since:
-                        continue
-                    step = engine.close_idle(now_ms)
-                    if step.records or step.dirty_shards:
-                        await publish(engine, step)
-        except asyncio.CancelledError:
-            raise
-        except BaseException:
-            log.critical("engine: closing idle intervals failed; stopping", exc_info=True)
-            logging.shutdown()
-            os._exit(_FAIL_STOP_EXIT)
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
@@ -167,16 +182,14 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
             "agent": apply_batches, "engines": engines, "counts": counts}
 
 
-async def _dead_letter_batch(dlq: faust.TopicT, app: faust.App, event: Any,
+async def _dead_letter_batch(dlq: faust.TopicT, app: faust.App, topic: str, partition: int,
+                             offset: int, key: bytes | None, value: bytes,
                              exc: BatchFormatError) -> None:
     """A damaged message on the internal topic: keep its bytes on the DLQ, say why."""
-    message = event.message
-    log.error("engine: %s[%d]@%d is not a column batch (%s); dead-lettered", message.topic,
-              message.partition, message.offset, exc)
-    await dlq.send(key=message.key, value=event.value, partition=message.partition,
-                   headers=dlq_headers(reason="bad_batch", detail=str(exc),
-                                       source_topic=message.topic,
-                                       source_partition=message.partition,
-                                       source_offset=message.offset,
+    log.error("engine: %s[%d]@%d is not a column batch (%s); dead-lettered", topic, partition,
+              offset, exc)
+    await dlq.send(key=key, value=value, partition=partition,
+                   headers=dlq_headers(reason="bad_batch", detail=str(exc), source_topic=topic,
+                                       source_partition=partition, source_offset=offset,
                                        rejected_at_ms=int(time.time() * 1000)))
     await app.producer.flush()

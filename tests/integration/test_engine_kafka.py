@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 
 from streams.contract import event_key
 from streams.localkafka import free_port
+from streams.peek import print_interval_records
 from streams.replay import record_sort_key, replay_lines
 from tests.eventgen import call_events
 from tests.integration.kafka_helpers import now_ms, produce, read_all, topic_exists
@@ -128,6 +131,11 @@ def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
         final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals,
                                   len(expected_records))
         assert final == expected_records
+        # `callslo records --json` shows the same records
+        shown = io.StringIO()
+        asyncio.run(print_interval_records(settings, follow=False, as_json=True, out=shown))
+        assert {record_sort_key(r): r for r in map(orjson.loads, shown.getvalue().splitlines())
+                } == expected_records
         late = [r for r in asyncio.run(read_all(kafka_bootstrap, settings.topics.dlq))
                 if dict(r.headers)["callslo.reason"] == b"late"]
         assert len(late) == expected.counts["late"]
@@ -136,31 +144,44 @@ def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
     assert code == 0, worker.log_tail()
 
 
+def _record_count(bootstrap: str, topic: str) -> int:
+    return len(asyncio.run(read_all(bootstrap, topic)))
+
+
 def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka_bootstrap, make_settings, tmp_path):
     settings = make_settings(kafka_bootstrap, ingest={"batch_max_events": 200})
-    start = (now_ms() - 3 * 3_600_000) // 900_000 * 900_000
-    events = call_events(start, 3000, queues=5, seed=11, duplicates=0.02)
+    # Five hours of calls, six to one hour ago: each fifth closes intervals by its watermarks,
+    # well before a partition is quiet long enough (idle_close_s) for the wall clock to count.
+    start = (now_ms() - 6 * 3_600_000) // 900_000 * 900_000
+    events = call_events(start, 3000, queues=5, seed=11, duplicates=0.02, gap_ms=6000)
     expected = {record_sort_key(r): r
                 for r in replay_lines((orjson.dumps(e) for e in events), settings).records}
     messages = _messages(events)
+    rng = random.Random(5)
     worker = Worker(settings, tmp_path, kafka_bootstrap)
     worker.start()
     _wait_for_topics(worker, kafka_bootstrap, settings)
-    chunks = [messages[i * len(messages) // 4:(i + 1) * len(messages) // 4] for i in range(4)]
+    chunks = [messages[i * len(messages) // 5:(i + 1) * len(messages) // 5] for i in range(5)]
     kills = 0
-    for chunk in chunks[:3]:
-        asyncio.run(produce(kafka_bootstrap, settings.topics.events, chunk))
-        time.sleep(2.5)
-        worker.check_alive()
-        worker.kill()
-        kills += 1
-        worker.start()
-    asyncio.run(produce(kafka_bootstrap, settings.topics.events, chunks[3]))
     try:
+        for chunk in chunks[:4]:
+            before = _record_count(kafka_bootstrap, settings.topics.intervals)
+            asyncio.run(produce(kafka_bootstrap, settings.topics.events, chunk))
+            # Kill while the worker is busy: once it has published something from this chunk.
+            deadline = time.monotonic() + 50
+            while _record_count(kafka_bootstrap, settings.topics.intervals) <= before:
+                worker.check_alive()
+                assert time.monotonic() < deadline, f"no progress:\n{worker.log_tail()}"
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0.0, 1.0))
+            worker.kill()
+            kills += 1
+            worker.start()
+        asyncio.run(produce(kafka_bootstrap, settings.topics.events, chunks[4]))
         final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals, len(expected))
         time.sleep(3)
         final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals, len(expected))
-        assert kills == 3
+        assert kills == 4
         assert final == expected
     finally:
         worker.stop()

@@ -55,3 +55,17 @@ def test_config_errors_exit_2_with_a_message(tmp_path, capsys):
     bad.write_text("[web]\nport = 'x'\n")
     assert cli.main(["topics", "list", "--config", str(bad)]) == 2
     assert "web.port must be int" in capsys.readouterr().err
+
+
+def test_records_table_line_shows_the_service_level_verdict():
+    from streams.peek import format_record
+
+    record = {"tenant": "acme", "queue": "sales", "interval_start_ms": 1_790_000_100_000,
+              "offered": 50, "service_level": 0.42, "sl_target": 0.8, "asa_s": 31.1,
+              "abandon_rate": 0.14, "wait_p90_s": 81.9, "aht_s": 232.5, "sl_met": False}
+    line = format_record(record)
+    assert line.startswith("acme/sales") and "42.0" in line and line.endswith("MISS")
+    empty = format_record({**record, "offered": 0, "service_level": None, "sl_met": None,
+                           "asa_s": None, "abandon_rate": None, "wait_p90_s": None,
+                           "aht_s": None})
+    assert "MISS" not in empty and " - " in empty
