@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> faust.App:
 
         async def on_start(self) -> None:
             self.stage = IngestStage(settings)
+            self.finished = asyncio.Event()
             await self.stage.start()
             log.info("ingest: consuming %s", settings.topics.events)
 
@@ -60,9 +61,17 @@ def create_app(settings: Settings) -> faust.App:
             except Exception as exc:
                 log.exception("ingest: stage 1 failed; stopping the worker")
                 await self.crash(exc)
+            finally:
+                self.finished.set()
 
         async def on_stop(self) -> None:
+            # Let the loop finish its current poll (its produces and commit) before the
+            # clients close under it; what is not committed is read again on restart.
             await self.stage.stop()
+            try:
+                await asyncio.wait_for(self.finished.wait(), timeout=30)
+            except asyncio.TimeoutError:
+                log.warning("ingest: the current poll did not finish within 30 s; closing")
             await self.stage.close()
             log.info("ingest: stopped after %s, dead letters %s",
                      dict(self.stage.counts), dict(self.stage.rejections))

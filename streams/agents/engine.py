@@ -121,14 +121,17 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         counts.update(step.counts)
 
     async def publish(engine: PartitionEngine, step: StepResult) -> None:
-        """Steps 2 and 3 of the module docstring."""
+        """Steps 2 and 3 of the module docstring. Each send's own delivery future is awaited:
+        a producer-wide flush can return before a message handed over a moment earlier has
+        even reached the client's queue."""
         now_ms = int(time.time() * 1000)
+        delivered = []
         for record in step.records:
-            await intervals.send(key=f"{record['tenant']}/{record['queue']}".encode(),
-                                 value=orjson.dumps(record))
+            delivered.append(await intervals.send(
+                key=f"{record['tenant']}/{record['queue']}".encode(), value=orjson.dumps(record)))
         for late in step.late:
             event = late.event
-            await dlq.send(
+            delivered.append(await dlq.send(
                 key=f"{event['tenant']}/{event['queue']}".encode(), value=orjson.dumps(event),
                 partition=late.source_partition,
                 headers=dlq_headers(
@@ -136,16 +139,17 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
                     detail=(f"interval starting {late.interval_start_ms} closed; every interval "
                             f"ending at or before {late.closed_before_ms} is final"),
                     source_partition=late.source_partition, source_offset=late.offset,
-                    rejected_at_ms=now_ms, reconstructed=True))
-        if step.records or step.late:
-            await app.producer.flush()
-        if step.dirty_shards:
-            for shard in sorted(step.dirty_shards):
-                key = engine.shard_key(shard)
-                value = engine.shard_value(shard)
-                state.data[key] = value
-                state.send_changelog(engine.partition, key, value)
-            await app.producer.flush()
+                    rejected_at_ms=now_ms, reconstructed=True)))
+        await asyncio.gather(*delivered)
+        written = []
+        for shard in sorted(step.dirty_shards):
+            key = engine.shard_key(shard)
+            value = engine.shard_value(shard)
+            state.data[key] = value
+            written.append(await state.changelog_topic.send(
+                key=key, value=value, partition=engine.partition, key_serializer="raw",
+                value_serializer="raw"))
+        await asyncio.gather(*written)
         counts["records"] += len(step.records)
         counts["late"] += len(step.late)
 
@@ -188,8 +192,8 @@ async def _dead_letter_batch(dlq: faust.TopicT, app: faust.App, topic: str, part
     """A damaged message on the internal topic: keep its bytes on the DLQ, say why."""
     log.error("engine: %s[%d]@%d is not a column batch (%s); dead-lettered", topic, partition,
               offset, exc)
-    await dlq.send(key=key, value=value, partition=partition,
-                   headers=dlq_headers(reason="bad_batch", detail=str(exc), source_topic=topic,
-                                       source_partition=partition, source_offset=offset,
-                                       rejected_at_ms=int(time.time() * 1000)))
-    await app.producer.flush()
+    await (await dlq.send(key=key, value=value, partition=partition,
+                          headers=dlq_headers(reason="bad_batch", detail=str(exc),
+                                              source_topic=topic, source_partition=partition,
+                                              source_offset=offset,
+                                              rejected_at_ms=int(time.time() * 1000))))
