@@ -44,7 +44,8 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
         table: dict[str, dict[str, Any]] = {
             "kafka": {"bootstrap": bootstrap},
             "topics": {"events": f"test-{tag}.events", "dlq": f"test-{tag}.dlq",
-                       "batches": f"test-{tag}.batches", "partitions": 3},
+                       "batches": f"test-{tag}.batches", "intervals": f"test-{tag}.intervals",
+                       "partitions": 3},
             "ingest": {"group_id": f"test-{tag}-ingest"},
             "worker": {"app_id": f"test-{tag}", "data_dir": str(tmp_path / "worker")},
         }

@@ -65,3 +65,15 @@ def test_missing_or_broken_file(tmp_path):
     bad.write_text("[web\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         Settings.load(bad, env={})
+
+
+def test_the_test_settings_isolate_every_topic(make_settings):
+    # Tests share one broker: a topic left at its default name would mix two tests' records.
+    from dataclasses import fields
+
+    first, second = make_settings(), make_settings()
+    defaults = Settings.load(env={}).topics
+    for f in fields(first.topics):
+        if isinstance(getattr(defaults, f.name), str):
+            assert getattr(first.topics, f.name) != getattr(defaults, f.name), f.name
+            assert getattr(first.topics, f.name) != getattr(second.topics, f.name), f.name
