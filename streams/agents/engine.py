@@ -40,6 +40,7 @@ from aiokafka import TopicPartition
 
 from streams import clients
 from streams.columns import ColumnBatch
+from streams.contract import event_key
 from streams.engine import PartitionEngine, StepResult
 from streams.errors import BatchFormatError
 from streams.ingest import dlq_headers
@@ -132,7 +133,7 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         for late in step.late:
             event = late.event
             delivered.append(await dlq.send(
-                key=f"{event['tenant']}/{event['queue']}".encode(), value=orjson.dumps(event),
+                key=event_key(event).encode(), value=orjson.dumps(event),
                 partition=late.source_partition,
                 headers=dlq_headers(
                     reason="late", source_topic=topics.events,

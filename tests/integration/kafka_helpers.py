@@ -8,9 +8,10 @@ from typing import Any, Iterable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from streams import topics
 from streams.contract import event_key
+from streams.settings import KafkaSettings
 
 
 def now_ms() -> int:
@@ -66,15 +67,9 @@ async def topic_exists(bootstrap: str, topic: str) -> bool:
 
 
 async def partition_ids(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [p["partition"] for d in described if d["topic"] == topic for p in d["partitions"]]
+    partitions = await topics.partition_ids(KafkaSettings(bootstrap=bootstrap), topic)
     if not partitions:
-        raise AssertionError(f"topic {topic} does not exist: {described}")
+        raise AssertionError(f"topic {topic} does not exist on {bootstrap}")
     return partitions
 
 
