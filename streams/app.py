@@ -10,6 +10,7 @@ from pathlib import Path
 import faust
 import mode
 
+from streams import clients
 from streams.agents.engine import register_engine
 from streams.ingest import IngestStage
 from streams.settings import Settings
@@ -26,6 +27,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.worker.app_id,
         broker=f"kafka://{settings.kafka.bootstrap}",
+        broker_credentials=clients.faust_credentials(settings.kafka),
         datadir=str(data_dir),
         store="memory://",
         topic_partitions=settings.topics.partitions,

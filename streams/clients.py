@@ -6,14 +6,17 @@ the client id and (with the security settings) credentials and TLS are set once.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.errors import ConfigError
 from streams.settings import KafkaSettings
 
-__all__ = ["MAX_REQUEST_BYTES", "producer", "consumer", "admin"]
+__all__ = ["MAX_REQUEST_BYTES", "producer", "consumer", "admin", "security_options",
+           "ssl_context", "faust_credentials"]
 
 #: Largest produce request and fetch per partition: above the broker's message.max.bytes that
 #: the local broker sets (16 MiB), so an oversized event still reaches the validator and
@@ -22,7 +25,50 @@ MAX_REQUEST_BYTES = 20 * 1024 * 1024
 
 
 def _common(kafka: KafkaSettings, role: str) -> dict[str, Any]:
-    return {"bootstrap_servers": kafka.bootstrap, "client_id": f"{kafka.client_id}-{role}"}
+    return {"bootstrap_servers": kafka.bootstrap, "client_id": f"{kafka.client_id}-{role}",
+            **security_options(kafka)}
+
+
+def security_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """The aiokafka keyword arguments for the security settings (protocol, SASL, TLS)."""
+    options: dict[str, Any] = {"security_protocol": kafka.security_protocol}
+    if kafka.uses_tls:
+        options["ssl_context"] = ssl_context(kafka)
+    if kafka.uses_sasl:
+        options.update(sasl_mechanism=kafka.sasl_mechanism,
+                       sasl_plain_username=kafka.sasl_username,
+                       sasl_plain_password=kafka.sasl_password.reveal())
+    return options
+
+
+def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
+    """A client TLS context: the broker's certificate is always verified (against
+    ``ssl_cafile``, or the system's CAs), its host name unless ``ssl_check_hostname`` is off."""
+    key = "kafka.ssl_cafile"
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                             cafile=kafka.ssl_cafile or None)
+        if kafka.ssl_certfile:
+            key = "kafka.ssl_certfile"
+            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{key}: cannot load the TLS files ({exc}); they must be PEM, "
+                          "and a private key unencrypted") from exc
+    context.check_hostname = kafka.ssl_check_hostname
+    return context
+
+
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """What Faust's ``broker_credentials`` takes for the same settings (``None`` for PLAINTEXT),
+    so the worker's own consumers and producers connect exactly as the clients above."""
+    import faust  # here, not at the top: the CLI's Kafka commands need no Faust
+
+    context = ssl_context(kafka) if kafka.uses_tls else None
+    if kafka.uses_sasl:
+        return faust.SASLCredentials(username=kafka.sasl_username,
+                                     password=kafka.sasl_password.reveal(),
+                                     mechanism=kafka.sasl_mechanism, ssl_context=context)
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def producer(kafka: KafkaSettings, role: str, **options: Any) -> AIOKafkaProducer:
@@ -41,4 +87,5 @@ def consumer(kafka: KafkaSettings, role: str, *topics: str, **options: Any) -> A
 
 
 def admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:
+    """An admin client (topic creation and description)."""
     return AIOKafkaAdminClient(**_common(kafka, "admin"))

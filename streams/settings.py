@@ -13,6 +13,14 @@ Environment variables override the file (they are what docker-compose sets):
 ``CALLSLO_PARTITIONS``     ``topics.partitions``
 ``CALLSLO_DATA_DIR``       ``worker.data_dir``
 =========================  =====================
+
+Kafka security (see docs/security.md) has its own variables, ``CALLSLO_KAFKA_<KEY>`` for each
+key of ``[kafka]`` below: ``CALLSLO_KAFKA_SECURITY_PROTOCOL``, ``CALLSLO_KAFKA_SASL_MECHANISM``,
+``CALLSLO_KAFKA_SASL_USERNAME``, ``CALLSLO_KAFKA_SASL_PASSWORD_ENV``,
+``CALLSLO_KAFKA_SASL_PASSWORD_FILE``, ``CALLSLO_KAFKA_SSL_CAFILE``, ``CALLSLO_KAFKA_SSL_CERTFILE``,
+``CALLSLO_KAFKA_SSL_KEYFILE``, ``CALLSLO_KAFKA_SSL_CHECK_HOSTNAME``. The SASL password itself is
+never a setting: it is read at start from the environment variable named by
+``kafka.sasl_password_env`` or from the file named by ``kafka.sasl_password_file``.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from streams.errors import ConfigError
+from streams.secret import Secret, secret_from_env, secret_from_file
 
 __all__ = [
     "Settings",
@@ -38,18 +47,97 @@ __all__ = [
     "QueuePolicy",
     "QueueSettings",
     "SL_FORMULAS",
+    "SECURITY_PROTOCOLS",
+    "SASL_MECHANISMS",
 ]
 
 #: How ``service_level`` is computed (see docs/metrics.md).
 SL_FORMULAS = ("offered", "ignore_abandons", "abandons_within_good", "answered")
 
 
+#: ``kafka.security_protocol`` values, as Kafka names them.
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+#: ``kafka.sasl_mechanism`` values.
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
-    """How to reach the Kafka cluster."""
+    """How to reach the Kafka cluster, and how to authenticate and encrypt the connection."""
 
     bootstrap: str = "127.0.0.1:9092"
     client_id: str = "callslo"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    # Where the password comes from: the name of an environment variable, or a file whose
+    # first line is the password. Exactly one of them with SASL, neither without.
+    sasl_password_env: str = ""
+    sasl_password_file: str = ""
+    # Empty cafile means the system's trusted CAs; certfile/keyfile are the client's own
+    # certificate (PEM) when the cluster asks for one (mutual TLS).
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_check_hostname: bool = True
+    # Filled from sasl_password_env/sasl_password_file by from_table; not a settings key.
+    sasl_password: Secret = field(default_factory=Secret, repr=False)
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def __post_init__(self) -> None:
+        _require(self.security_protocol in SECURITY_PROTOCOLS, "kafka.security_protocol",
+                 f"must be one of {SECURITY_PROTOCOLS}, got {self.security_protocol!r}")
+        _require(self.sasl_mechanism in SASL_MECHANISMS, "kafka.sasl_mechanism",
+                 f"must be one of {SASL_MECHANISMS}, got {self.sasl_mechanism!r}")
+        sasl_keys = ("sasl_username", "sasl_password_env", "sasl_password_file")
+        if self.uses_sasl:
+            _require(bool(self.sasl_username), "kafka.sasl_username",
+                     f"is required with security_protocol {self.security_protocol}")
+            _require(not (self.sasl_password_env and self.sasl_password_file),
+                     "kafka.sasl_password_env",
+                     "and kafka.sasl_password_file are both set; keep the one that holds the password")
+            _require(bool(self.sasl_password), "kafka.sasl_password_env",
+                     f"or kafka.sasl_password_file is required with security_protocol "
+                     f"{self.security_protocol} (the password is never written in the settings file)")
+        else:
+            for key in sasl_keys:
+                _require(not getattr(self, key), f"kafka.{key}",
+                         f"is set but kafka.security_protocol is {self.security_protocol}; "
+                         "use SASL_SSL or SASL_PLAINTEXT, or remove the key")
+        if not self.uses_tls:
+            for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                _require(not getattr(self, key), f"kafka.{key}",
+                         f"is set but kafka.security_protocol is {self.security_protocol}; "
+                         "use SSL or SASL_SSL, or remove the key")
+        _require(not self.ssl_keyfile or bool(self.ssl_certfile), "kafka.ssl_keyfile",
+                 "needs kafka.ssl_certfile (the certificate that goes with the key)")
+
+    @classmethod
+    def from_table(cls, values: Mapping[str, Any], env: Mapping[str, str]) -> "KafkaSettings":
+        """Build ``[kafka]``, reading the SASL password from ``env`` or its file."""
+        if "sasl_password" in values:
+            raise ConfigError("kafka.sasl_password cannot be written in the settings file; put the "
+                              "password in an environment variable named by kafka.sasl_password_env "
+                              "or in a file named by kafka.sasl_password_file")
+        _check_types(cls, "kafka", values)
+        password = Secret()
+        var, path = values.get("sasl_password_env", ""), values.get("sasl_password_file", "")
+        if var and not path:
+            password = secret_from_env(env, var, "kafka.sasl_password_env")
+        elif path and not var:
+            password = secret_from_file(path, "kafka.sasl_password_file")
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            given = values.get(key, "")
+            if given and not Path(given).expanduser().is_file():
+                raise ConfigError(f"kafka.{key} = {given!r}: no such file")
+        return cls(**values, sasl_password=password)
 
 
 @dataclass(frozen=True)
@@ -298,9 +386,17 @@ class Settings:
                 raise ConfigError(f"settings section [{name}] must be a table")
             if name == "queues":
                 built[name] = QueueSettings.from_table(values)
+            elif name == "kafka":
+                built[name] = KafkaSettings.from_table(values, env or {})
             else:
                 built[name] = _build_section(f.default_factory, name, values)  # type: ignore[arg-type]
         return cls(**built)
+
+
+def _env_bool(value: str) -> bool:
+    if value.strip().lower() not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return value.strip().lower() == "true"
 
 
 _ENV_OVERRIDES = {
@@ -309,6 +405,11 @@ _ENV_OVERRIDES = {
     "CALLSLO_WEB_PORT": ("web", "port", int),
     "CALLSLO_PARTITIONS": ("topics", "partitions", int),
     "CALLSLO_DATA_DIR": ("worker", "data_dir", str),
+    # Kafka security (docs/security.md); the password itself is read by KafkaSettings.from_table.
+    **{f"CALLSLO_KAFKA_{key.upper()}": ("kafka", key, str) for key in (
+        "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_env",
+        "sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile")},
+    "CALLSLO_KAFKA_SSL_CHECK_HOSTNAME": ("kafka", "ssl_check_hostname", _env_bool),
 }
 
 

@@ -77,3 +77,99 @@ def test_the_test_settings_isolate_every_topic(make_settings):
         if isinstance(getattr(defaults, f.name), str):
             assert getattr(first.topics, f.name) != getattr(defaults, f.name), f.name
             assert getattr(first.topics, f.name) != getattr(second.topics, f.name), f.name
+
+
+# --- Kafka security: SASL and TLS keys, the password's sources, and that it never shows ---
+
+def _kafka(env=None, **keys):
+    return Settings.from_mapping({"kafka": keys}, env={} if env is None else env).kafka
+
+
+def test_sasl_password_comes_from_the_named_environment_variable():
+    kafka = _kafka({"CALLSLO_TEST_PW": "pw-from-env"}, security_protocol="SASL_SSL",
+                   sasl_username="callslo", sasl_password_env="CALLSLO_TEST_PW")
+    assert (kafka.uses_sasl, kafka.uses_tls, kafka.sasl_mechanism) == (True, True, "SCRAM-SHA-512")
+    assert kafka.sasl_password.reveal() == "pw-from-env"
+
+
+def test_sasl_password_comes_from_the_first_line_of_a_file(tmp_path):
+    path = tmp_path / "kafka-password"
+    path.write_text("pw-from-file\n")
+    kafka = _kafka(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                   sasl_username="callslo", sasl_password_file=str(path))
+    assert kafka.sasl_password.reveal() == "pw-from-file"
+    assert not kafka.uses_tls
+
+
+def test_security_keys_come_from_the_environment(tmp_path):
+    path = tmp_path / "pw"
+    path.write_text("pw-via-env-keys")
+    s = Settings.load(env={"CALLSLO_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                           "CALLSLO_KAFKA_SASL_USERNAME": "svc",
+                           "CALLSLO_KAFKA_SASL_PASSWORD_FILE": str(path)})
+    assert (s.kafka.sasl_username, s.kafka.sasl_password.reveal()) == ("svc", "pw-via-env-keys")
+    s = Settings.load(env={"CALLSLO_KAFKA_SECURITY_PROTOCOL": "SSL",
+                           "CALLSLO_KAFKA_SSL_CHECK_HOSTNAME": "false"})
+    assert s.kafka.ssl_check_hostname is False
+    with pytest.raises(ConfigError, match="CALLSLO_KAFKA_SSL_CHECK_HOSTNAME"):
+        Settings.load(env={"CALLSLO_KAFKA_SSL_CHECK_HOSTNAME": "maybe"})
+
+
+def test_the_password_never_shows_in_repr_or_str():
+    s = Settings.from_mapping(
+        {"kafka": {"security_protocol": "SASL_SSL", "sasl_username": "callslo",
+                   "sasl_password_env": "PW"}}, env={"PW": "do-not-print-me"})
+    for text in (repr(s), str(s), repr(s.kafka), str(s.kafka.sasl_password),
+                 repr(s.kafka.sasl_password), f"{s.kafka.sasl_password}"):
+        assert "do-not-print-me" not in text
+    assert "PW" in repr(s.kafka)  # where it comes from is shown, so operators can check
+
+
+def test_a_password_in_the_settings_file_is_refused(tmp_path):
+    path = tmp_path / "callslo.toml"
+    path.write_text('[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_username = "u"\n'
+                    'sasl_password = "plain-in-toml"\n')
+    with pytest.raises(ConfigError, match="kafka.sasl_password cannot be written") as info:
+        Settings.load(path, env={})
+    assert "plain-in-toml" not in str(info.value)
+
+
+@pytest.mark.parametrize("keys, env, message", [
+    ({"security_protocol": "TLS"}, {}, "kafka.security_protocol must be one of"),
+    ({"security_protocol": "SASL_SSL", "sasl_mechanism": "GSSAPI", "sasl_username": "u",
+      "sasl_password_env": "PW"}, {"PW": "x"}, "kafka.sasl_mechanism must be one of"),
+    ({"security_protocol": "SASL_SSL", "sasl_password_env": "PW"}, {"PW": "x"},
+     "kafka.sasl_username is required with security_protocol SASL_SSL"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u"}, {},
+     "kafka.sasl_password_env or kafka.sasl_password_file is required"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password_env": "PW"},
+     {}, "kafka.sasl_password_env names the environment variable PW, which is not set"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password_env": "PW",
+      "sasl_password_file": "/nonexistent"}, {"PW": "x"},
+     "kafka.sasl_password_env and kafka.sasl_password_file are both set"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u",
+      "sasl_password_file": "/nonexistent/callslo-pw"}, {}, "kafka.sasl_password_file"),
+    ({"sasl_username": "u"}, {}, "kafka.sasl_username is set but kafka.security_protocol is PLAINTEXT"),
+    ({"security_protocol": "SSL", "sasl_password_env": "PW"}, {"PW": "x"},
+     "kafka.sasl_password_env is set but kafka.security_protocol is SSL"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_username": "u", "sasl_password_env": "PW",
+      "ssl_cafile": "/etc/hostname"}, {"PW": "x"},
+     "kafka.ssl_cafile is set but kafka.security_protocol is SASL_PLAINTEXT"),
+    ({"security_protocol": "SSL", "ssl_cafile": "/nonexistent/ca.pem"}, {},
+     "kafka.ssl_cafile = '/nonexistent/ca.pem': no such file"),
+    ({"security_protocol": "SSL", "ssl_keyfile": "/etc/hostname"}, {},
+     "kafka.ssl_keyfile needs kafka.ssl_certfile"),
+    ({"security_protocol": "SSL", "ssl_check_hostname": "no"}, {},
+     "kafka.ssl_check_hostname must be bool"),
+])
+def test_bad_security_settings_name_the_key(keys, env, message):
+    with pytest.raises(ConfigError) as info:
+        _kafka(env, **keys)
+    assert message in str(info.value)
+
+
+def test_an_empty_password_file_is_an_error(tmp_path):
+    path = tmp_path / "pw"
+    path.write_text("\n")
+    with pytest.raises(ConfigError, match="is empty; its first line must be the password"):
+        _kafka(security_protocol="SASL_SSL", sasl_username="u", sasl_password_file=str(path))
