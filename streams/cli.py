@@ -16,6 +16,7 @@ from streams.adapters import ingest_cmd
 from streams.settings import Settings
 from streams.simulate import cmd as simulate_cmd
 from streams.slo import staffing_cmd
+from streams.slo.report import cmd as report_cmd  # callslo report
 
 __all__ = ["main", "build_parser"]
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.set_defaults(func=_cmd_records)
 
     staffing_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)  # callslo report (streams/slo/report/)
     simulate_cmd.add_parser(sub)
     ingest_cmd.add_parser(sub)
     return parser

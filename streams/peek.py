@@ -6,10 +6,9 @@ import sys
 from typing import IO, Any
 
 import orjson
-from aiokafka import TopicPartition
 
-from streams import clients
 from streams.settings import Settings
+from streams.topic_reader import read_topic
 from streams.topics import partition_ids
 
 __all__ = ["print_interval_records", "format_record"]
@@ -40,27 +39,17 @@ def format_record(r: dict[str, Any]) -> str:
 async def print_interval_records(settings: Settings, *, follow: bool, as_json: bool,
                                  out: IO[str] = sys.stdout) -> int:
     """Print every record on the intervals topic; with ``follow``, keep printing new ones."""
-    consumer = clients.consumer(settings.kafka, "records")
-    await consumer.start()
+    topic = settings.topics.intervals
+    partitions = await partition_ids(settings.kafka, topic)
+    if not partitions:
+        print(f"no topic {topic} on {settings.kafka.bootstrap} (has a worker run?)", file=out)
+        return 0
+    if not as_json:
+        print(_HEADER, file=out)
     printed = 0
-    try:
-        topic = settings.topics.intervals
-        tps = [TopicPartition(topic, p) for p in await partition_ids(settings.kafka, topic)]
-        if not tps:
-            print(f"no topic {topic} on {settings.kafka.bootstrap} (has a worker run?)", file=out)
-            return 0
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        if not as_json:
-            print(_HEADER, file=out)
-        while follow or [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    value = orjson.loads(record.value)
-                    print(orjson.dumps(value).decode() if as_json else format_record(value),
-                          file=out, flush=True)
-                    printed += 1
-        return printed
-    finally:
-        await consumer.stop()
+    async for record in read_topic(settings.kafka, topic, partitions, "records", follow=follow):
+        value = orjson.loads(record.value)
+        print(orjson.dumps(value).decode() if as_json else format_record(value),
+              file=out, flush=True)
+        printed += 1
+    return printed
