@@ -10,6 +10,9 @@ controller combined) listening on 127.0.0.1 only, with its state in a run direct
 The default run directory is ``<cache>/brokers/<port>``, so a stopped broker keeps its topics
 and starts again with them; ``fresh=True`` wipes it first. Only a broker this module started,
 recognised by its pid file and command line, is ever stopped.
+
+With a :class:`~streams.localkafka_security.BrokerSecurity` the client port asks for SCRAM
+credentials, TLS or both (see that module and docs/security.md); without one it is PLAINTEXT.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import BrokerError, ToolMissingError
+from streams.localkafka_security import BrokerSecurity, tls_dir
 
 __all__ = [
     "Broker",
+    "BrokerSecurity",
     "BrokerStatus",
     "cache_dir",
     "ensure_jars",
@@ -135,17 +140,28 @@ class BrokerStatus:
 
 
 class Broker:
-    """One local KRaft broker on ``127.0.0.1:port``, its files in ``run_dir``."""
+    """One local KRaft broker on ``127.0.0.1:port``, its files in ``run_dir``.
 
-    def __init__(self, port: int = 9092, run_dir: str | os.PathLike[str] | None = None) -> None:
+    ``security`` secures the client port; SCRAM users are created when the run directory is
+    formatted (its first start, or ``fresh=True``), so changing them needs a fresh start.
+    """
+
+    def __init__(self, port: int = 9092, run_dir: str | os.PathLike[str] | None = None,
+                 security: BrokerSecurity | None = None) -> None:
         self.port = port
         self.run_dir = Path(run_dir) if run_dir else cache_dir() / "brokers" / str(port)
+        self.security = security or BrokerSecurity()
         # The process handle when this object started the broker, so stopping it reaps it.
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate that signed the TLS listener's certificate (with ``tls``)."""
+        return tls_dir(self.run_dir) / "ca.pem"
 
     @property
     def log_path(self) -> Path:
@@ -171,6 +187,7 @@ class Broker:
         if fresh and self.run_dir.exists():
             shutil.rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.security.prepare(self.run_dir)
         props = self._write_properties()
         classpath = f"{libs}/*"
         data_dir = self.run_dir / "data"
@@ -178,7 +195,7 @@ class Broker:
             cluster_id = _kraft_cluster_id()
             fmt = subprocess.run(
                 [java, *_JVM_OPTS, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(props)],
+                 "-t", cluster_id, "-c", str(props), *self.security.format_arguments()],
                 capture_output=True, text=True)
             if fmt.returncode != 0:
                 raise BrokerError(f"formatting KRaft storage in {data_dir} failed:\n"
@@ -313,6 +330,12 @@ class Broker:
             # instead of being refused by the broker.
             "message.max.bytes": str(16 * 1024 * 1024),
         }
+        if self.security.protocol != "PLAINTEXT":
+            internal_port = free_port()
+            while internal_port == controller_port:
+                internal_port = free_port()
+            settings.update(self.security.listener_properties(
+                self.port, internal_port, controller_port, self.run_dir))
         props.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return props
 

@@ -1,4 +1,7 @@
-"""Small helpers for integration tests: produce events and read whole topics from the broker."""
+"""Small helpers for integration tests: produce events and read whole topics from the broker.
+
+Each takes the broker as ``host:port`` (PLAINTEXT) or as :class:`KafkaSettings` (any security),
+and builds its clients through :mod:`streams.clients` as callslo does."""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import time
 from typing import Any, Iterable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
-from streams import topics
+from streams import clients, topics
 from streams.contract import event_key
 from streams.settings import KafkaSettings
 
@@ -18,11 +21,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def produce(bootstrap: str, topic: str,
+Broker = str | KafkaSettings
+
+
+def kafka_settings(broker: Broker) -> KafkaSettings:
+    return broker if isinstance(broker, KafkaSettings) else KafkaSettings(bootstrap=broker)
+
+
+async def produce(bootstrap: Broker, topic: str,
                   messages: Iterable[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
     """Send ``(key, value)`` pairs in order; return ``(partition, offset)`` of each."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                max_request_size=16 * 1024 * 1024)
+    producer = clients.producer(kafka_settings(bootstrap), "test")
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in messages]
@@ -35,9 +44,9 @@ def event_message(event: dict[str, Any]) -> tuple[bytes, bytes]:
     return event_key({"tenant": "default", **event}).encode(), orjson.dumps(event)
 
 
-async def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+async def read_all(bootstrap: Broker, topic: str, timeout_s: float = 30.0) -> list[Any]:
     """Every record currently in ``topic`` (all partitions, from the start)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = clients.consumer(kafka_settings(bootstrap), "test",
                                 max_partition_fetch_bytes=32 * 1024 * 1024,
                                 fetch_max_bytes=64 * 1024 * 1024)
     partitions = await partition_ids(bootstrap, topic)
@@ -59,17 +68,18 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[
         await consumer.stop()
 
 
-async def topic_exists(bootstrap: str, topic: str) -> bool:
+async def topic_exists(bootstrap: Broker, topic: str) -> bool:
     try:
         return bool(await partition_ids(bootstrap, topic))
     except AssertionError:
         return False
 
 
-async def partition_ids(bootstrap: str, topic: str) -> list[int]:
-    partitions = await topics.partition_ids(KafkaSettings(bootstrap=bootstrap), topic)
+async def partition_ids(bootstrap: Broker, topic: str) -> list[int]:
+    kafka = kafka_settings(bootstrap)
+    partitions = await topics.partition_ids(kafka, topic)
     if not partitions:
-        raise AssertionError(f"topic {topic} does not exist on {bootstrap}")
+        raise AssertionError(f"topic {topic} does not exist on {kafka.bootstrap}")
     return partitions
 
 
