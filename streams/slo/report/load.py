@@ -106,7 +106,8 @@ def check_record(value: Any, where: str) -> dict[str, Any]:
     for name in _NULLABLE_NUMBERS:
         v = value.get(name)
         need(name, v is None or _is_number(v), "a number or null")
-    need("sl_met", value.get("sl_met") in (True, False, None), "true, false or null")
+    need("sl_met", value.get("sl_met") is None or type(value["sl_met"]) is bool,
+         "true, false or null")
     if value["interval_end_ms"] <= value["interval_start_ms"]:
         raise CallsloError(f"{where}: interval_end_ms is not after interval_start_ms")
     try:

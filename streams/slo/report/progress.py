@@ -17,14 +17,14 @@ class Progress:
     """
 
     def __init__(self, what: str, *, enabled: bool, out: IO[str] | None = None,
-                 every_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 every_s: float = 1.0, clock: Callable[[], float] | None = None) -> None:
         self.what = what
         self.enabled = enabled
         self.out = sys.stderr if out is None else out
         self.every_s = every_s
-        self.clock = clock
+        self.clock = time.monotonic if clock is None else clock
         self.count = 0
-        self._started_s = clock()
+        self._started_s = self.clock()
         self._shown_s = self._started_s
         self._shown_any = False
         self._in_place = enabled and self.out.isatty()
