@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--dir", type=Path, default=None,
                        help="run directory (default ~/.cache/callslo/brokers/PORT)")
     kafka.add_argument("--fresh", action="store_true", help="start: wipe earlier data first")
+    # --- Kafka security for the local broker (docs/security.md) ---
+    kafka.add_argument("--scram-user", default=None, metavar="NAME",
+                       help="start: the client port takes only this SCRAM-SHA-512/256 user "
+                            "(set when the run dir is formatted: use with --fresh)")
+    kafka.add_argument("--scram-password-file", type=Path, default=None, metavar="FILE",
+                       help="start: the file whose first line is that user's password")
+    kafka.add_argument("--tls", action="store_true",
+                       help="start: TLS on the client port, with a CA made in the run dir")
+    # --- end Kafka security ---
     kafka.set_defaults(func=_cmd_kafka)
 
     topics = sub.add_parser("topics", help="create the engine's topics when missing")
@@ -93,11 +102,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _cmd_kafka(args: argparse.Namespace) -> int:
     from streams.localkafka import Broker
 
-    broker = Broker(args.port, args.dir)
+    broker = Broker(args.port, args.dir, _broker_security(args))
     if args.action == "start":
         status = broker.start(fresh=args.fresh)
         print(f"kafka running: pid {status.pid}, bootstrap {status.bootstrap}, "
               f"log {broker.log_path}")
+        if broker.security.protocol != "PLAINTEXT":
+            print(f"kafka security: {broker.security.protocol}"
+                  + (f", CA certificate {broker.ca_path}" if broker.security.tls else ""))
     elif args.action in ("stop", "kill"):
         stopped = broker.stop() if args.action == "stop" else broker.kill()
         print(f"kafka on port {args.port}: {'stopped' if stopped else 'no broker of ours was running'}")
@@ -107,6 +119,20 @@ def _cmd_kafka(args: argparse.Namespace) -> int:
         print(f"kafka on port {args.port}: {state}; run dir {status.run_dir}")
         return 0 if status.running else 3
     return 0
+
+
+def _broker_security(args: argparse.Namespace):
+    """The local broker's security from ``--scram-user``/``--scram-password-file``/``--tls``."""
+    from streams.localkafka import BrokerSecurity
+    from streams.secret import secret_from_file
+
+    if (args.scram_user is None) != (args.scram_password_file is None):
+        raise CallsloError("--scram-user and --scram-password-file go together")
+    users = {}
+    if args.scram_user is not None:
+        password = secret_from_file(str(args.scram_password_file), "--scram-password-file")
+        users[args.scram_user] = password.reveal()
+    return BrokerSecurity(users, tls=args.tls)
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:

@@ -69,3 +69,22 @@ def test_records_table_line_shows_the_service_level_verdict():
                            "asa_s": None, "abandon_rate": None, "wait_p90_s": None,
                            "aht_s": None})
     assert "MISS" not in empty and " - " in empty
+
+
+def test_kafka_start_security_options(tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("local-broker-pw\n")
+    args = cli.build_parser().parse_args(
+        ["kafka", "start", "--scram-user", "callslo", "--scram-password-file", str(password),
+         "--tls"])
+    security = cli._broker_security(args)
+    assert (security.protocol, dict(security.scram_users)) == (
+        "SASL_SSL", {"callslo": "local-broker-pw"})
+    assert "local-broker-pw" not in repr(security)
+    plain = cli._broker_security(cli.build_parser().parse_args(["kafka", "start"]))
+    assert plain.protocol == "PLAINTEXT"
+
+
+def test_kafka_start_scram_user_needs_its_password_file(capsys):
+    assert cli.main(["kafka", "start", "--scram-user", "callslo"]) == 2
+    assert "--scram-user and --scram-password-file go together" in capsys.readouterr().err
