@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what callslo needs on a fresh machine of this kind: Java and Maven for the local
-# Kafka broker (from Debian, only when missing), and a virtualenv in .venv with callslo and
-# its pinned dependencies (constraints.txt). Safe to run again: it only does what is missing,
+# Kafka broker and Chromium for the report's browser test (from Debian, only when missing),
+# and a virtualenv in .venv with callslo and its pinned dependencies (constraints.txt). Safe to run again: it only does what is missing,
 # and reinstalls the Python packages when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+# --- callslo report: its test renders the HTML report in headless Chromium ---
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# --- end callslo report ---
 if ((${#need_apt[@]})); then
-    echo "dev/install.sh: installing ${need_apt[*]} (needed to run the local Kafka broker)"
+    echo "dev/install.sh: installing ${need_apt[*]} (Kafka broker: java, maven; report test: chromium)"
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
