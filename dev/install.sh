@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what callslo needs on a fresh machine of this kind: Java and Maven for the local
 # Kafka broker and Chromium for the report's browser test (from Debian, only when missing),
-# and a virtualenv in .venv with callslo and its pinned dependencies (constraints.txt). Safe to run again: it only does what is missing,
-# and reinstalls the Python packages when pyproject.toml or constraints.txt changed.
+# and a virtualenv in .venv with callslo and its pinned dependencies (constraints.txt). Safe
+# to run again: it only does what is missing, and reinstalls the Python packages when
+# pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
