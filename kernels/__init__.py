@@ -10,6 +10,7 @@ Modules
 :mod:`kernels.mapping`    sketch geometry (relative accuracy ``alpha``)
 :mod:`kernels.sketch`     many sketches as count rows; quantiles, merge, bytes
 :mod:`kernels.panes`      pane state (records + sketches), rolling-window merge, bytes
+:mod:`kernels.sparse`     sparse sketches (non-empty buckets only) for per-minute state
 :mod:`kernels.aggregate`  one pass of a column batch of call events into pane state
 :mod:`kernels.erlang`     Erlang C and Erlang A metrics and required agents
 """
@@ -19,6 +20,7 @@ from .erlang import QueueMetrics, StaffingResult, erlang_a, erlang_c, required_a
 from .mapping import DEFAULT_SPEC, SketchSpec
 from .panes import NO_WAIT, RECORD_WIDTH, Field, PaneState, merge_panes, pane_quantiles
 from .sketch import DEFAULT_QUANTILES, Sketches, WaitSketch, quantile_rank
+from .sparse import SparseSketch, merge_sparse, sparse_group_quantiles, sparse_rows
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -38,6 +40,10 @@ __all__ = [
     "erlang_a",
     "erlang_c",
     "merge_panes",
+    "merge_sparse",
+    "SparseSketch",
+    "sparse_group_quantiles",
+    "sparse_rows",
     "pane_quantiles",
     "quantile_rank",
     "required_agents",

@@ -13,7 +13,7 @@ import kernels
 # kernels.aggregate is the function; import the modules by name.
 MODULES = [
     importlib.import_module(f"kernels.{name}")
-    for name in ("_codec", "_jit", "_queueing", "_validate", "aggregate", "erlang", "mapping", "panes", "sketch")
+    for name in ("_codec", "_jit", "_queueing", "_validate", "aggregate", "erlang", "mapping", "panes", "sketch", "sparse")
 ]
 
 
@@ -23,7 +23,8 @@ def test_public_api_is_stable():
             "DEFAULT_QUANTILES", "DEFAULT_SPEC", "NO_WAIT", "RECORD_WIDTH", "BatchResult", "EventKind", "Field",
             "PaneState",
             "QueueMetrics", "SketchSpec", "Sketches", "StaffingResult", "WaitSketch", "aggregate",
-            "erlang_a", "erlang_c", "merge_panes", "pane_quantiles", "quantile_rank", "required_agents",
+            "erlang_a", "erlang_c", "merge_panes", "merge_sparse", "SparseSketch", "sparse_group_quantiles",
+            "sparse_rows", "pane_quantiles", "quantile_rank", "required_agents",
             "traffic_erlangs",
         ]
     )
