@@ -26,6 +26,11 @@ Per queue (``<tenant>/<queue>``) the engine keeps:
   batch and are skipped: each queue's state and its offset are written to the changelog in
   the same shard value, so a crash can never separate them.
 - ``panes``: interval start -> row of the partition's :class:`kernels.aggregate.PaneState`.
+- ``minutes``: the 1-minute panes of the last hour, for the realtime records
+  (:mod:`streams.realtime`).
+- ``agents``: agent id -> (state, since), applied from the updates the engine of each agent's
+  partition fans out (:mod:`streams.agentstate`); ``agent.state`` rows themselves update this
+  partition's :class:`~streams.agentstate.AgentRegistry`.
 
 Queues are grouped into ``shards_per_partition`` shards; a shard is the unit written to the
 changelog (one message per dirty shard per batch, whatever the number of queues).
@@ -43,9 +48,13 @@ import numpy as np
 import orjson
 
 from kernels import EventKind, PaneState, SketchSpec, aggregate
+from streams.agentstate import AgentRegistry, AgentUpdate, apply_update
 from streams.columns import KIND_CODES, ColumnBatch
 from streams.contract import MAX_DURATION_MS
 from streams.errors import BatchFormatError
+from streams.realtime import MinuteAggregator, minutes_from_json, minutes_to_json
+from streams.realtime import expire as expire_minutes
+from streams.realtime import realtime_records
 from streams.records import IntervalKey, interval_records
 from streams.settings import EngineSettings, QueuePolicy, QueueSettings
 
@@ -85,11 +94,14 @@ class StepResult:
     late: list[LateEvent] = field(default_factory=list)
     dirty_shards: set[int] = field(default_factory=set)
     counts: Tally[str] = field(default_factory=Tally)
+    #: Agent changes for the queues they concern (possibly on other partitions).
+    agent_updates: list[AgentUpdate] = field(default_factory=list)
 
 
 class _Queue:
     __slots__ = ("key", "tenant", "queue", "policy", "shard", "max_ts_ms", "closed_before_ms",
-                 "applied_offset", "seen", "open_calls", "panes")
+                 "applied_offset", "seen", "open_calls", "panes", "minutes", "agents",
+                 "realtime_at_ms")
 
     def __init__(self, key: str, policy: QueuePolicy, shard: int) -> None:
         self.key = key
@@ -102,6 +114,9 @@ class _Queue:
         self.seen: dict[str, int] = {}
         self.open_calls: dict[str, int] = {}
         self.panes: dict[int, int] = {}
+        self.minutes: dict[int, Any] = {}
+        self.agents: dict[str, tuple[str, int]] = {}
+        self.realtime_at_ms = _NO_TIME
 
 
 class PartitionEngine:
@@ -124,6 +139,14 @@ class PartitionEngine:
         #: Offset (on the internal batch topic) of the last batch applied, kept with the state
         #: so the worker can tell when batches were skipped (see streams.agents.engine).
         self.batch_offset = -1
+        #: The wall clock of the last heartbeat (stage 1 caught up): the realtime clock when
+        #: it is ahead of the events.
+        self.clock_ms = _NO_TIME
+        self.agent_registry = AgentRegistry(self._shard_of)
+        self._minutes = MinuteAggregator(WAIT_SKETCH)
+        #: Queues changed since the last realtime records.
+        self.realtime_dirty: set[str] = set()
+        self._shard_queues: dict[int, list[_Queue]] = {}
         # (interval end, queue key) of every open pane, for closing idle queues cheaply.
         self._pane_ends: list[tuple[int, str]] = []
 
@@ -137,6 +160,7 @@ class PartitionEngine:
             raise BatchFormatError(f"batch of partition {batch.source_partition} given to the "
                                    f"engine of partition {self.partition}")
         if batch.rows == 0:
+            self.clock_ms = max(self.clock_ms, batch.clock_ms)
             quiet_ms = batch.clock_ms - batch.quiet_since_ms
             if batch.clock_ms >= 0 and quiet_ms >= self.settings.idle_close_s * 1000:
                 return self.close_idle(batch.clock_ms)
@@ -161,13 +185,13 @@ class PartitionEngine:
         partition_max_ts = self.max_ts_ms
         open_call_ttl_ms = self.settings.open_call_ttl_s * 1000
         touched: set[_Queue] = set()
+        agent_rows: list[int] = []
         counts = result.counts
         for i in range(n):
             q = group_queues[groups[i]]
             kind = kinds[i]
             if q is None or kind == _AGENT_KIND:
-                # agent.state fan-out to queues is not applied by this engine version.
-                counts["agent_events"] += 1
+                agent_rows.append(i)
                 continue
             offset = offsets[i]
             if offset <= q.applied_offset:
@@ -216,6 +240,13 @@ class PartitionEngine:
                            for i, start, horizon in late_rows]
         aggregate(self.panes, pane_index, a["kind"], waits, a["talk_ms"], a["hold_ms"],
                   a["acw_ms"], threshold_ms, short_ms)
+        self._minutes.add(group_queues, a["group"], a["ts_ms"], pane_index, a["kind"], waits,
+                          a["talk_ms"], a["hold_ms"], a["acw_ms"], threshold_ms, short_ms)
+        if agent_rows:
+            updates, agent_shards = self.agent_registry.apply_rows(batch, agent_rows, counts)
+            result.agent_updates = updates
+            result.dirty_shards |= agent_shards
+        self.realtime_dirty.update(q.key for q in touched)
         self.max_ts_ms = partition_max_ts
         idle_horizon = _floor(partition_max_ts - idle_ms, interval_ms)
         for q in touched:
@@ -225,6 +256,38 @@ class PartitionEngine:
         self._close_through(idle_horizon, result)
         self.counts.update(counts)
         return result
+
+    def apply_agent_updates(self, updates: Iterable[AgentUpdate]) -> StepResult:
+        """Apply agent changes fanned out to this partition's queues."""
+        result = StepResult()
+        for update in updates:
+            # Agent-only queues need a clock for their realtime records too.
+            self.clock_ms = max(self.clock_ms, update.ts_ms)
+            q = self._queue(update.queue_key)
+            if apply_update(q.agents, update):
+                result.dirty_shards.add(q.shard)
+                self.realtime_dirty.add(q.key)
+                result.counts["agent_updates"] += 1
+            else:
+                result.counts["agent_updates_stale"] += 1
+        self.counts.update(result.counts)
+        return result
+
+    def realtime(self, emitted_at_ms: int, refresh_ms: int = 60_000) -> list[dict[str, Any]]:
+        """Realtime records of the queues that changed since the last call, that have calls
+        waiting (their waits grow), or whose last record is ``refresh_ms`` old while they
+        still have recent panes or agents (their windows slide)."""
+        now_ms = max(self.max_ts_ms, self.clock_ms)
+        if now_ms == _NO_TIME:
+            return []
+        dirty = self.realtime_dirty
+        due = [q for q in self.queues.values()
+               if q.key in dirty or q.open_calls
+               or ((q.minutes or q.agents) and now_ms - q.realtime_at_ms >= refresh_ms)]
+        self.realtime_dirty = set()
+        for q in due:
+            q.realtime_at_ms = now_ms
+        return realtime_records(due, now_ms, WAIT_SKETCH, emitted_at_ms)
 
     def close_idle(self, now_ms: int) -> StepResult:
         """Let the wall clock ``now_ms`` stand in for the partition clock (a heartbeat of a
@@ -289,8 +352,12 @@ class PartitionEngine:
         if q is None:
             tenant, _, queue = key.partition("/")
             q = self.queues[key] = _Queue(key, self.queue_settings.policy(tenant, queue),
-                                          shard_of(key, self.settings.shards_per_partition))
+                                          self._shard_of(key))
+            self._shard_queues.setdefault(q.shard, []).append(q)
         return q
+
+    def _shard_of(self, key: str) -> int:
+        return shard_of(key, self.settings.shards_per_partition)
 
     def _allocate_row(self) -> int:
         if not self._free_rows:
@@ -307,20 +374,26 @@ class PartitionEngine:
 
     def shard_value(self, shard: int) -> bytes:
         """Serialise every queue of ``shard``: its scalars, ids, open calls and open panes."""
-        queues = [q for q in self.queues.values() if q.shard == shard]
+        queues = self._shard_queues.get(shard, [])
+        now_ms = max(self.max_ts_ms, self.clock_ms)
         rows: list[int] = []
         described = []
         for q in queues:
+            expire_minutes(q.minutes, now_ms)
             starts = sorted(q.panes)
             rows.extend(q.panes[s] for s in starts)
             described.append({
                 "key": q.key, "max_ts_ms": q.max_ts_ms, "closed_before_ms": q.closed_before_ms,
                 "applied_offset": q.applied_offset, "seen": list(q.seen.items()),
                 "open_calls": list(q.open_calls.items()), "pane_starts": starts,
+                "minutes": minutes_to_json(q.minutes),
+                "agents": [[agent, state, ts] for agent, (state, ts) in q.agents.items()],
             })
-        header = orjson.dumps({"v": 1, "partition": self.partition, "shard": shard,
+        header = orjson.dumps({"v": 2, "partition": self.partition, "shard": shard,
                                "partition_max_ts_ms": self.max_ts_ms,
-                               "batch_offset": self.batch_offset, "queues": described})
+                               "clock_ms": self.clock_ms, "batch_offset": self.batch_offset,
+                               "queues": described,
+                               "agents": self.agent_registry.to_json(shard)})
         sub = self.panes.take(np.asarray(rows, dtype=np.int64))
         return b"".join([_SHARD_MAGIC, len(header).to_bytes(4, "little"), header, sub.to_bytes()])
 
@@ -335,6 +408,8 @@ class PartitionEngine:
         # that moved it, so the largest value over the shards is the clock of the last batch.
         self.max_ts_ms = max(self.max_ts_ms, header["partition_max_ts_ms"])
         self.batch_offset = max(self.batch_offset, header.get("batch_offset", -1))
+        self.clock_ms = max(self.clock_ms, header.get("clock_ms", _NO_TIME))
+        self.agent_registry.load_json(header.get("agents", []))
         position = 0
         for item in header["queues"]:
             q = self._queue(item["key"])
@@ -343,6 +418,8 @@ class PartitionEngine:
             q.applied_offset = item["applied_offset"]
             q.seen = dict(item["seen"])
             q.open_calls = dict(item["open_calls"])
+            q.minutes = minutes_from_json(item.get("minutes", []))
+            q.agents = {agent: (state, ts) for agent, state, ts in item.get("agents", [])}
             for row in q.panes.values():
                 self.panes.reset(np.asarray([row], dtype=np.int64))
                 self._free_rows.append(row)
@@ -359,7 +436,8 @@ class PartitionEngine:
                 position += len(rows)
 
     def all_shard_values(self) -> Iterable[tuple[int, bytes]]:
-        shards = sorted({q.shard for q in self.queues.values()})
+        shards = sorted(set(self._shard_queues) | {a.shard for a in
+                                                   self.agent_registry.agents.values()})
         return ((s, self.shard_value(s)) for s in shards)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from kernels import Field, PaneState, pane_quantiles
 from streams.settings import QueuePolicy
 
-__all__ = ["IntervalKey", "interval_records", "service_level", "QUANTILES"]
+__all__ = ["IntervalKey", "interval_records", "window_fields", "service_level", "QUANTILES"]
 
 #: Wait-time quantiles reported per interval (answered calls), as record field suffixes.
 QUANTILES = ((0.50, "p50"), (0.90, "p90"), (0.95, "p95"), (0.99, "p99"))
@@ -50,6 +50,41 @@ def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | 
     return numerator / denominator / scale if denominator > 0 else None
 
 
+def window_fields(record: Sequence[int], known_waits: int, policy: QueuePolicy
+                  ) -> dict[str, Any]:
+    """The metrics of one pane or merged window: ``record`` in :class:`kernels.Field` order,
+    ``known_waits`` the answered calls with a known wait (the sketch's count)."""
+    answered = record[Field.ANSWERED]
+    abandoned = record[Field.ABANDONED]
+    dequeued = record[Field.DEQUEUED]
+    answered_within = record[Field.ANSWERED_WITHIN]
+    abandoned_within = record[Field.ABANDONED_WITHIN]
+    handled = record[Field.HANDLED]
+    offered = answered + abandoned + dequeued
+    sl = service_level(policy.sl_formula, answered_within, abandoned_within, answered,
+                       abandoned, offered)
+    max_wait_ms = record[Field.MAX_WAIT_MS]
+    return {
+        "entered": record[Field.ENTERED],
+        "offered": offered,
+        "answered": answered,
+        "abandoned": abandoned,
+        "short_abandoned": record[Field.SHORT_ABANDONED],
+        "dequeued": dequeued,
+        "answered_within": answered_within,
+        "abandoned_within": abandoned_within,
+        "service_level": sl,
+        "sl_met": None if sl is None else sl >= policy.sl_target,
+        "asa_s": _ratio(record[Field.ANSWERED_WAIT_MS], known_waits, 1000.0),
+        "abandon_rate": _ratio(abandoned, offered),
+        "handled": handled,
+        "aht_s": _ratio(record[Field.HANDLE_MS], handled, 1000.0),
+        "max_wait_s": None if max_wait_ms < 0 else max_wait_ms / 1000.0,
+        "transferred": record[Field.TRANSFERRED],
+        "wait_unknown": record[Field.WAIT_UNKNOWN],
+    }
+
+
 def interval_records(panes: PaneState, rows: Sequence[int], keys: Sequence[IntervalKey],
                      interval_ms: int) -> list[dict[str, Any]]:
     """Final records (schema ``slo.queue-intervals.v1``) for the given pane rows."""
@@ -62,43 +97,16 @@ def interval_records(panes: PaneState, rows: Sequence[int], keys: Sequence[Inter
     quantiles = pane_quantiles(panes, qs, np.arange(len(rows) + 1, dtype=np.int64), rows_array)
     out = []
     for record, known, wait_q, key in zip(records, known_waits, quantiles.tolist(), keys):
-        answered = record[Field.ANSWERED]
-        abandoned = record[Field.ABANDONED]
-        dequeued = record[Field.DEQUEUED]
-        answered_within = record[Field.ANSWERED_WITHIN]
-        abandoned_within = record[Field.ABANDONED_WITHIN]
-        handled = record[Field.HANDLED]
-        offered = answered + abandoned + dequeued
-        policy = key.policy
-        sl = service_level(policy.sl_formula, answered_within, abandoned_within, answered,
-                           abandoned, offered)
-        max_wait_ms = record[Field.MAX_WAIT_MS]
         item: dict[str, Any] = {
             "tenant": key.tenant,
             "queue": key.queue,
             "interval_start_ms": key.interval_start_ms,
             "interval_end_ms": key.interval_start_ms + interval_ms,
-            "threshold_s": policy.threshold_s,
-            "sl_formula": policy.sl_formula,
-            "sl_target": policy.sl_target,
-            "entered": record[Field.ENTERED],
-            "offered": offered,
-            "answered": answered,
-            "abandoned": abandoned,
-            "short_abandoned": record[Field.SHORT_ABANDONED],
-            "dequeued": dequeued,
-            "answered_within": answered_within,
-            "abandoned_within": abandoned_within,
-            "service_level": sl,
-            "sl_met": None if sl is None else sl >= policy.sl_target,
-            "asa_s": _ratio(record[Field.ANSWERED_WAIT_MS], known, 1000.0),
-            "abandon_rate": _ratio(abandoned, offered),
-            "handled": handled,
-            "aht_s": _ratio(record[Field.HANDLE_MS], handled, 1000.0),
-            "max_wait_s": None if max_wait_ms < 0 else max_wait_ms / 1000.0,
-            "transferred": record[Field.TRANSFERRED],
-            "wait_unknown": record[Field.WAIT_UNKNOWN],
+            "threshold_s": key.policy.threshold_s,
+            "sl_formula": key.policy.sl_formula,
+            "sl_target": key.policy.sl_target,
         }
+        item.update(window_fields(record, known, key.policy))
         for value, (_, name) in zip(wait_q, QUANTILES):
             item[f"wait_{name}_s"] = None if value != value else value / 1000.0
         out.append(item)

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Iterable, Iterator
 
 import orjson
-from aiokafka.partitioner import murmur2
 
+from streams.agentstate import updates_by_partition
 from streams.contract import Decoder, event_key
 from streams.engine import PartitionEngine
 from streams.ingest import Condenser, DeadLetter
 from streams.settings import Settings
+from streams.topics import key_partition
 
 __all__ = ["ReplayResult", "replay_lines", "record_sort_key"]
 
@@ -48,7 +49,7 @@ def partition_of(line: bytes, partitions: int) -> int:
         key = event_key({"tenant": "default", **event})
     except (orjson.JSONDecodeError, TypeError, KeyError):
         return 0
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return key_partition(key.encode(), partitions)
 
 
 def _batches(lines: Iterable[bytes], partitions: int
@@ -84,6 +85,9 @@ def replay_lines(lines: Iterable[bytes], settings: Settings,
         result.counts["lines"] += len(messages)
         if batch is not None:
             step = engines[partition].apply(batch)
+            for target, updates in updates_by_partition(step.agent_updates,
+                                                        partitions).items():
+                engines[target].apply_agent_updates(updates)
             result.records.extend(step.records)
             result.late.extend(step.late)
     for engine in engines:

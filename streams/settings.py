@@ -148,6 +148,7 @@ class TopicSettings:
     dlq: str = "callcenter.events.dlq.v1"
     batches: str = "callslo.internal.event-batches.v1"
     intervals: str = "slo.queue-intervals.v1"
+    realtime: str = "slo.queue-realtime.v1"
     # The events topic and the internal batch topic must have the same partition count:
     # stage 1 writes the batch of source partition p to partition p.
     partitions: int = 6
@@ -238,6 +239,8 @@ class EngineSettings:
     # A call queued this long ago without an outcome is forgotten (it no longer counts as
     # waiting now, and a late outcome without wait_ms gets no wait).
     open_call_ttl_s: int = 4 * 3600
+    # Realtime records (calls waiting, rolling windows) go out at most this often per queue.
+    realtime_interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         _require(self.interval_s >= 60 and 86_400 % self.interval_s == 0, "engine.interval_s",
@@ -247,6 +250,8 @@ class EngineSettings:
         _require(1 <= self.shards_per_partition <= 4096, "engine.shards_per_partition",
                  "must be 1..4096")
         _require(self.open_call_ttl_s >= 60, "engine.open_call_ttl_s", "must be >= 60")
+        _require(self.realtime_interval_s >= 0.1, "engine.realtime_interval_s",
+                 "must be >= 0.1")
 
     @property
     def interval_ms(self) -> int:

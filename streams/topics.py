@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka.admin import NewTopic
+from aiokafka.partitioner import murmur2
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams import clients
 from streams.errors import CallsloError
 from streams.settings import KafkaSettings, Settings
 
-__all__ = ["TopicSpec", "topic_specs", "ensure_topics", "partition_ids"]
+__all__ = ["TopicSpec", "topic_specs", "ensure_topics", "partition_ids", "key_partition"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,12 @@ class TopicSpec:
     partitions: int
     replication: int
     config: tuple[tuple[str, str], ...] = ()
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, as the Java client and
+    aiokafka do): where a producer keying by the contract's message key sends an event."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -37,6 +44,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # Interval records feed SLA reports over whole contract periods: kept 400 days.
         TopicSpec(t.intervals, t.partitions, t.replication,
                   (("retention.ms", str(400 * 86_400_000)),)),
+        # Realtime records are snapshots: the latest per queue matters, a day is plenty.
+        TopicSpec(t.realtime, t.partitions, t.replication,
+                  (("retention.ms", str(86_400_000)),)),
         # Dead letters are evidence for the operator; they are kept until someone deletes them.
         TopicSpec(t.dlq, t.partitions, t.replication,
                   keep_forever + (("max.message.bytes", str(16 * 1024 * 1024)),)),

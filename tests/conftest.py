@@ -45,6 +45,7 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
             "kafka": {"bootstrap": bootstrap},
             "topics": {"events": f"test-{tag}.events", "dlq": f"test-{tag}.dlq",
                        "batches": f"test-{tag}.batches", "intervals": f"test-{tag}.intervals",
+                       "realtime": f"test-{tag}.realtime",
                        "partitions": 3},
             "ingest": {"group_id": f"test-{tag}-ingest"},
             "worker": {"app_id": f"test-{tag}", "data_dir": str(tmp_path / "worker")},

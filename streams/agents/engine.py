@@ -6,8 +6,9 @@ see :meth:`PartitionEngine.shard_value`). Every step follows the same order, so 
 at any point neither loses nor doubles a count:
 
 1. apply the batch (or close idle intervals) in memory;
-2. publish the final interval records and the late dead letters, and wait for the broker's
-   acknowledgement;
+2. publish the final interval records, the late dead letters and the agent updates for
+   queues (fanned out to their partitions of the batch topic, see :mod:`streams.agentstate`),
+   and wait for the broker's acknowledgement;
 3. write the dirty shards to the table's changelog (same partition as the batch), and wait
    for the acknowledgement;
 4. only then return, letting Faust acknowledge (and later commit) the batch's offset.
@@ -23,6 +24,10 @@ generation are skipped *and* acknowledged), so the agent does not trust them: wh
 arrives beyond the next one the state expects, the missing batches are read with a
 consumer of our own and applied first. Re-applying is always safe (rows at or below a
 queue's applied offset are skipped, a heartbeat already seen changes nothing).
+
+Realtime records (``slo.queue-realtime.v1``) are snapshots, not part of the exactly-once
+result: after a step, a partition whose last snapshot is ``realtime_interval_s`` old publishes
+the queues that changed, have calls waiting, or are due for a refresh.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from streams import clients
+from streams.agentstate import UPDATE_MAGIC, decode_updates, encode_updates, updates_by_partition
 from streams.columns import ColumnBatch
 from streams.contract import event_key
 from streams.engine import PartitionEngine, StepResult
@@ -61,6 +67,8 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
                         partitions=topics.partitions)
     intervals = app.topic(topics.intervals, key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")
+    realtime = app.topic(topics.realtime, key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
     dlq = app.topic(topics.dlq, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
     # bytes key and value types make Faust use its raw codec: our own compact encoding.
@@ -69,6 +77,7 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     engines: dict[int, PartitionEngine] = {}
     counts: Counter[str] = Counter()
     step_lock = asyncio.Lock()
+    realtime_due: dict[int, float] = {}
 
     def engine_for(partition: int) -> PartitionEngine:
         engine = engines.get(partition)
@@ -110,6 +119,12 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     async def apply_one(engine: PartitionEngine, offset: int, key: bytes | None,
                         value: bytes) -> None:
         try:
+            if value[:4] == UPDATE_MAGIC:
+                step = engine.apply_agent_updates(decode_updates(value))
+                engine.batch_offset = offset
+                await publish(engine, step)
+                counts.update(step.counts)
+                return
             batch = ColumnBatch.from_bytes(value)
         except BatchFormatError as exc:
             await _dead_letter_batch(dlq, app, topics.batches, engine.partition, offset, key,
@@ -141,6 +156,9 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
                             f"ending at or before {late.closed_before_ms} is final"),
                     source_partition=late.source_partition, source_offset=late.offset,
                     rejected_at_ms=now_ms, reconstructed=True)))
+        for partition, updates in updates_by_partition(step.agent_updates, topics.partitions).items():
+            delivered.append(await batches.send(key=None, value=encode_updates(updates),
+                                                partition=partition))
         await asyncio.gather(*delivered)
         written = []
         for shard in sorted(step.dirty_shards):
@@ -153,6 +171,19 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         await asyncio.gather(*written)
         counts["records"] += len(step.records)
         counts["late"] += len(step.late)
+        counts["agent_updates_sent"] += len(step.agent_updates)
+
+    async def publish_realtime(engine: PartitionEngine) -> None:
+        now = time.monotonic()
+        if now < realtime_due.get(engine.partition, 0.0):
+            return
+        realtime_due[engine.partition] = now + settings.engine.realtime_interval_s
+        delivered = []
+        for record in engine.realtime(int(time.time() * 1000)):
+            delivered.append(await realtime.send(
+                key=f"{record['tenant']}/{record['queue']}".encode(), value=orjson.dumps(record)))
+        await asyncio.gather(*delivered)
+        counts["realtime_records"] += len(delivered)
 
     @app.agent(batches, name="callslo-engine")
     async def apply_batches(stream: faust.StreamT) -> None:
@@ -163,6 +194,7 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
                     engine = engine_for(message.partition)
                     await fill_gap(engine, message.offset)
                     await apply_one(engine, message.offset, message.key, event.value)
+                    await publish_realtime(engine)
             except asyncio.CancelledError:
                 raise
             except BaseException:
@@ -183,7 +215,7 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         if counts:
             log.info("engine: %s", dict(counts))
 
-    return {"batches": batches, "intervals": intervals, "state": state,
+    return {"batches": batches, "intervals": intervals, "realtime": realtime, "state": state,
             "agent": apply_batches, "engines": engines, "counts": counts}
 
 
@@ -198,3 +230,4 @@ async def _dead_letter_batch(dlq: faust.TopicT, app: faust.App, topic: str, part
                                               source_topic=topic, source_partition=partition,
                                               source_offset=offset,
                                               rejected_at_ms=int(time.time() * 1000))))
+

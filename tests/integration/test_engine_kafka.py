@@ -33,7 +33,8 @@ class Worker:
         self.config = tmp_path / "callslo.toml"
         self.config.write_text(
             f'[topics]\nevents = "{t.events}"\ndlq = "{t.dlq}"\nbatches = "{t.batches}"\n'
-            f'intervals = "{t.intervals}"\npartitions = {t.partitions}\n'
+            f'intervals = "{t.intervals}"\nrealtime = "{t.realtime}"\n'
+            f'partitions = {t.partitions}\n'
             f'[ingest]\ngroup_id = "{settings.ingest.group_id}"\n'
             f'[worker]\napp_id = "{settings.worker.app_id}"\n')
         self.env = {**os.environ, "CALLSLO_BOOTSTRAP": bootstrap,

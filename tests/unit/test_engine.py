@@ -684,8 +684,8 @@ def test_a_redelivered_batch_is_skipped():
     partition = PartitionEngine(0, ENGINE, QUEUES)
     records = partition.apply(first).records + partition.apply(second).records
     again = partition.apply(second)
-    call_rows = sum(1 for e in events[25:50] if e["type"] != "agent.state")
-    assert again.counts["redelivered"] == call_rows
+    # agent.state rows too: the agent registry keeps its own applied offsets.
+    assert again.counts["redelivered"] == 25
     assert (again.records, again.late, again.counts["applied"]) == ([], [], 0)
     # a poll overlapping the last one: the old offsets are skipped, the new ones applied
     overlap = next(batches_of(events[40:], None, first_offset=40))
