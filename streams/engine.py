@@ -45,25 +45,24 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
-import orjson
 
 from kernels import EventKind, PaneState, SketchSpec, aggregate
 from streams.agentstate import AgentRegistry, AgentUpdate, apply_update
 from streams.columns import KIND_CODES, ColumnBatch
 from streams.contract import MAX_DURATION_MS
 from streams.errors import BatchFormatError
-from streams.realtime import MinuteAggregator, minutes_from_json, minutes_to_json
+from streams.queuestate import NO_TIME as _NO_TIME
+from streams.queuestate import QueueState, decode_shard, encode_shard
+from streams.realtime import MinuteAggregator
 from streams.realtime import expire as expire_minutes
 from streams.realtime import realtime_records
 from streams.records import IntervalKey, interval_records
-from streams.settings import EngineSettings, QueuePolicy, QueueSettings
+from streams.settings import EngineSettings, QueueSettings
 
 __all__ = ["PartitionEngine", "StepResult", "LateEvent", "shard_of"]
 
 _AGENT_KIND = KIND_CODES["agent.state"]
 _OUTCOMES = (EventKind.ANSWERED, EventKind.ABANDONED, EventKind.DEQUEUED)
-_SHARD_MAGIC = b"CSQS"
-_NO_TIME = -(2**62)
 
 #: Answered-wait sketches: 1 % relative error from 1 ms up to the longest wait the contract
 #: accepts (7 days), so no valid wait is clamped.
@@ -98,27 +97,6 @@ class StepResult:
     agent_updates: list[AgentUpdate] = field(default_factory=list)
 
 
-class _Queue:
-    __slots__ = ("key", "tenant", "queue", "policy", "shard", "max_ts_ms", "closed_before_ms",
-                 "applied_offset", "seen", "open_calls", "panes", "minutes", "agents",
-                 "realtime_at_ms")
-
-    def __init__(self, key: str, policy: QueuePolicy, shard: int) -> None:
-        self.key = key
-        self.tenant, _, self.queue = key.partition("/")
-        self.policy = policy
-        self.shard = shard
-        self.max_ts_ms = _NO_TIME
-        self.closed_before_ms = _NO_TIME
-        self.applied_offset = -1
-        self.seen: dict[str, int] = {}
-        self.open_calls: dict[str, int] = {}
-        self.panes: dict[int, int] = {}
-        self.minutes: dict[int, Any] = {}
-        self.agents: dict[str, tuple[str, int]] = {}
-        self.realtime_at_ms = _NO_TIME
-
-
 class PartitionEngine:
     """The state of the queues of one source partition."""
 
@@ -129,7 +107,7 @@ class PartitionEngine:
         self.queue_settings = queues
         self.interval_ms = engine.interval_ms
         self.lateness_ms = engine.allowed_lateness_ms
-        self.queues: dict[str, _Queue] = {}
+        self.queues: dict[str, QueueState] = {}
         self.panes = PaneState.empty(initial_panes, WAIT_SKETCH)
         self._free_rows = list(range(initial_panes - 1, -1, -1))
         self.counts: Tally[str] = Tally()
@@ -146,7 +124,7 @@ class PartitionEngine:
         self._minutes = MinuteAggregator(WAIT_SKETCH)
         #: Queues changed since the last realtime records.
         self.realtime_dirty: set[str] = set()
-        self._shard_queues: dict[int, list[_Queue]] = {}
+        self._shard_queues: dict[int, list[QueueState]] = {}
         # (interval end, queue key) of every open pane, for closing idle queues cheaply.
         self._pane_ends: list[tuple[int, str]] = []
 
@@ -184,7 +162,7 @@ class PartitionEngine:
         interval_ms, lateness_ms, idle_ms = self.interval_ms, self.lateness_ms, self.idle_ms
         partition_max_ts = self.max_ts_ms
         open_call_ttl_ms = self.settings.open_call_ttl_s * 1000
-        touched: set[_Queue] = set()
+        touched: set[QueueState] = set()
         agent_rows: list[int] = []
         counts = result.counts
         for i in range(n):
@@ -326,7 +304,7 @@ class PartitionEngine:
         self.counts.update(result.counts)
         return result
 
-    def _close(self, q: _Queue, horizon: int, result: StepResult) -> None:
+    def _close(self, q: QueueState, horizon: int, result: StepResult) -> None:
         if horizon > q.closed_before_ms:
             q.closed_before_ms = horizon
         closing = sorted(start for start in q.panes if start + self.interval_ms <= q.closed_before_ms)
@@ -347,11 +325,11 @@ class PartitionEngine:
 
     # --- queues and pane rows ----------------------------------------------------------------
 
-    def _queue(self, key: str) -> _Queue:
+    def _queue(self, key: str) -> QueueState:
         q = self.queues.get(key)
         if q is None:
             tenant, _, queue = key.partition("/")
-            q = self.queues[key] = _Queue(key, self.queue_settings.policy(tenant, queue),
+            q = self.queues[key] = QueueState(key, self.queue_settings.policy(tenant, queue),
                                           self._shard_of(key))
             self._shard_queues.setdefault(q.shard, []).append(q)
         return q
@@ -373,37 +351,24 @@ class PartitionEngine:
         return f"{self.partition}/{shard}".encode()
 
     def shard_value(self, shard: int) -> bytes:
-        """Serialise every queue of ``shard``: its scalars, ids, open calls and open panes."""
-        queues = self._shard_queues.get(shard, [])
+        """Serialise every queue of ``shard``: its scalars, ids, open calls and panes."""
         now_ms = max(self.max_ts_ms, self.clock_ms)
         rows: list[int] = []
         described = []
-        for q in queues:
+        for q in self._shard_queues.get(shard, []):
             expire_minutes(q.minutes, now_ms)
             starts = sorted(q.panes)
             rows.extend(q.panes[s] for s in starts)
-            described.append({
-                "key": q.key, "max_ts_ms": q.max_ts_ms, "closed_before_ms": q.closed_before_ms,
-                "applied_offset": q.applied_offset, "seen": list(q.seen.items()),
-                "open_calls": list(q.open_calls.items()), "pane_starts": starts,
-                "minutes": minutes_to_json(q.minutes),
-                "agents": [[agent, state, ts] for agent, (state, ts) in q.agents.items()],
-            })
-        header = orjson.dumps({"v": 2, "partition": self.partition, "shard": shard,
-                               "partition_max_ts_ms": self.max_ts_ms,
-                               "clock_ms": self.clock_ms, "batch_offset": self.batch_offset,
-                               "queues": described,
-                               "agents": self.agent_registry.to_json(shard)})
-        sub = self.panes.take(np.asarray(rows, dtype=np.int64))
-        return b"".join([_SHARD_MAGIC, len(header).to_bytes(4, "little"), header, sub.to_bytes()])
+            described.append(q.to_json(starts))
+        header = {"partition": self.partition, "shard": shard,
+                  "partition_max_ts_ms": self.max_ts_ms, "clock_ms": self.clock_ms,
+                  "batch_offset": self.batch_offset, "queues": described,
+                  "agents": self.agent_registry.to_json(shard)}
+        return encode_shard(header, self.panes.take(np.asarray(rows, dtype=np.int64)))
 
     def load_shard(self, value: bytes) -> None:
         """Restore the queues of one shard from :meth:`shard_value` bytes (recovery)."""
-        if value[:4] != _SHARD_MAGIC:
-            raise BatchFormatError("not a callslo queue-state shard (bad magic)")
-        header_len = int.from_bytes(value[4:8], "little")
-        header = orjson.loads(value[8:8 + header_len])
-        panes = PaneState.from_bytes(value[8 + header_len:])
+        header, panes = decode_shard(value)
         # Every batch that moves the partition clock rewrites at least the shard of the queue
         # that moved it, so the largest value over the shards is the clock of the last batch.
         self.max_ts_ms = max(self.max_ts_ms, header["partition_max_ts_ms"])
@@ -413,20 +378,13 @@ class PartitionEngine:
         position = 0
         for item in header["queues"]:
             q = self._queue(item["key"])
-            q.max_ts_ms = item["max_ts_ms"]
-            q.closed_before_ms = item["closed_before_ms"]
-            q.applied_offset = item["applied_offset"]
-            q.seen = dict(item["seen"])
-            q.open_calls = dict(item["open_calls"])
-            q.minutes = minutes_from_json(item.get("minutes", []))
-            q.agents = {agent: (state, ts) for agent, state, ts in item.get("agents", [])}
+            q.restore(item)
             for row in q.panes.values():
                 self.panes.reset(np.asarray([row], dtype=np.int64))
                 self._free_rows.append(row)
             q.panes = {}
-            starts = item["pane_starts"]
             rows = []
-            for start in starts:
+            for start in item["pane_starts"]:
                 row = q.panes[start] = self._allocate_row()
                 heapq.heappush(self._pane_ends, (start + self.interval_ms, q.key))
                 rows.append(row)
