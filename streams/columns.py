@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 import orjson
 
-from streams.contract import AGENT_STATES, DEQUEUE_REASONS, EVENT_TYPES, TRANSFER_KINDS
+from streams.contract import AGENT_STATES, DEQUEUE_REASONS, EVENT_TYPES, TRANSFER_KINDS, TYPE_FIELDS
 from streams.errors import BatchFormatError
 
 __all__ = ["ColumnBatch", "KIND_CODES", "CODE_TABLES", "build_batch"]
@@ -161,7 +161,9 @@ class ColumnBatch:
                 for name in ("wait_ms", "talk_ms", "hold_ms", "acw_ms"):
                     if a[name][i] >= 0:
                         event[name] = a[name][i]
-            if etype in tables:
+            # -1: the optional coded field (a transfer's kind) was absent; indexing the
+            # table with it would invent its last entry.
+            if etype in tables and a["code"][i] >= 0:
                 event[CODE_TABLES[etype][0]] = tables[etype][a["code"][i]]
             yield event
 
@@ -184,6 +186,9 @@ def build_batch(source_topic: str, source_partition: int,
     group_index: dict[str, int] = {}
     for i, (offset, event) in enumerate(rows):
         etype = event["type"]
+        # Only the fields of the event's own type were validated; a field of another type
+        # (``wait_ms`` on ``call.ended``) is an unchecked extra and may hold any JSON value.
+        fields = TYPE_FIELDS[etype]
         ints["offset"][i] = offset
         ints["ts_ms"][i] = event["ts_ms"]
         kind[i] = KIND_CODES[etype]
@@ -194,13 +199,13 @@ def build_batch(source_topic: str, source_partition: int,
             key = f"{event['tenant']}/{event['queue']}"
             strings["call_id"][i] = event["call_id"]
             for name in ("wait_ms", "talk_ms", "hold_ms", "acw_ms"):
-                value = event.get(name)
+                value = event.get(name) if name in fields else None
                 if value is not None:
                     ints[name][i] = value
-            strings["caller"][i] = event.get("caller")
-            strings["disposition"][i] = event.get("disposition")
+            for name in ("caller", "disposition"):
+                strings[name][i] = event.get(name) if name in fields else None
         strings["event_id"][i] = event["event_id"]
-        strings["agent_id"][i] = event.get("agent_id")
+        strings["agent_id"][i] = event.get("agent_id") if "agent_id" in fields else None
         coded = _CODE_INDEX.get(etype)
         if coded is not None and event.get(coded[0]) is not None:
             code[i] = coded[1][event[coded[0]]]

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_SMALL_INT",
     "MAX_TEXT_CHARS",
     "MAX_QUEUES",
+    "TYPE_FIELDS",
     "Rejection",
     "Decoder",
     "event_key",
@@ -201,6 +202,12 @@ _RULES: dict[str, tuple[tuple[str, _Check, bool], ...]] = {
 }
 assert set(_RULES) == set(EVENT_TYPES)
 
+#: The fields of each event type beyond the common ones, as its table in the contract lists
+#: them. Any other field is an unknown extra for that type: kept, but never validated, so
+#: nothing downstream may read it (a ``wait_ms`` on ``call.ended`` can be any JSON value).
+TYPE_FIELDS: dict[str, frozenset[str]] = {
+    event_type: frozenset(name for name, _, _ in rules) for event_type, rules in _RULES.items()}
+
 
 def event_key(event: dict[str, Any]) -> str:
     """The Kafka message key of a valid event: ``<tenant>/<queue>`` or ``<tenant>/agent/<agent_id>``."""
@@ -240,8 +247,11 @@ class Decoder:
                    max_age_ms=ingest.max_age_days * 86_400_000,
                    check_key=check_key)
 
-    def decode(self, raw: bytes, key: bytes | None, now_ms: int) -> dict[str, Any] | Rejection:
-        """Decode and validate one message; ``now_ms`` is the wall clock for the time bounds."""
+    def decode(self, raw: bytes | None, key: bytes | None, now_ms: int) -> dict[str, Any] | Rejection:
+        """Decode and validate one message; ``now_ms`` is the wall clock for the time bounds.
+        ``raw`` is ``None`` for a Kafka tombstone (a message without value)."""
+        if raw is None:
+            return Rejection("not_json", None, "the message has no value (a tombstone)")
         if len(raw) > self.max_message_bytes:
             return Rejection("too_large", None,
                              f"message is {len(raw)} bytes, limit is {self.max_message_bytes}")
@@ -267,11 +277,11 @@ class Decoder:
         if version is None:
             event["v"] = 1
         elif type(version) is not int or version != 1:
-            return Rejection("unsupported_version", "v", f"v={version!r}; this build reads v=1")
+            return Rejection("unsupported_version", "v", f"v={_shown(version)}; this build reads v=1")
         event_type = event.get("type")
         rules = _RULES.get(event_type) if type(event_type) is str else None
         if rules is None:
-            shown = "missing" if event_type is None else repr(event_type)[:64]
+            shown = "missing" if event_type is None else _shown(event_type)
             return Rejection("unknown_type", "type",
                              f"type {shown} is not one of: {', '.join(EVENT_TYPES)}")
         event_id = event.get("event_id")
@@ -319,6 +329,18 @@ class Decoder:
             return Rejection("ts_too_old", "ts_ms",
                              f"ts_ms={ts_ms} is more than {self.max_age_ms // 86_400_000} days old")
         return None
+
+
+def _shown(value: Any) -> str:
+    """A refused value as the detail header shows it: at most 64 characters of a string, and
+    only the type of an array or object. The repr of a whole value could be as large as the
+    message (a header that size can exceed the DLQ topic's limit) or, for an array nested a
+    thousand deep, raise RecursionError and stop stage 1 on that message for good."""
+    if type(value) is str:
+        return repr(value[:64]) + ("..." if len(value) > 64 else "")
+    if type(value) is list or type(value) is dict:
+        return f"(a JSON {_json_type(value)})"
+    return repr(value)
 
 
 def _json_type(value: Any) -> str:

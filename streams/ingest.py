@@ -8,7 +8,8 @@ shared by the worker and by offline replay. :class:`IngestStage` is the Kafka lo
 2. rejected messages to ``callcenter.events.dlq.v1``: the original key and bytes as they came,
    the reason and source position in headers;
 3. the valid events of each source partition as one column batch to the same partition number
-   of the internal batch topic, carrying the source offsets;
+   of the internal batch topic, carrying the source offsets (a poll larger than
+   ``BATCH_MAX_INPUT_BYTES`` becomes several batches over consecutive offset ranges);
 4. the source offsets are committed only after every produce of steps 2-3 is acknowledged;
 5. for each assigned partition that is caught up and had nothing new, at most every
    ``ingest.heartbeat_ms`` an empty batch (a heartbeat, see :mod:`streams.columns`) with the
@@ -36,10 +37,10 @@ from streams.columns import ColumnBatch, build_batch
 from streams.contract import Decoder, Rejection
 from streams.settings import Settings
 
-__all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "dlq_headers"]
+__all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "dlq_headers",
+           "size_bounded_chunks", "BATCH_MAX_INPUT_BYTES"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,38 @@ def dead_letter_headers(letter: DeadLetter, rejected_at_ms: int) -> list[tuple[s
                        rejected_at_ms=rejected_at_ms, field=r.field)
 
 
+#: Raw source bytes condensed into one column batch at most (a row's fixed columns counted as
+#: ``_ROW_OVERHEAD_BYTES``). One poll may bring up to ``clients.MAX_REQUEST_BYTES`` per
+#: partition; as one batch, a poll of large valid events would exceed the batch topic's
+#: 16 MiB ``max.message.bytes``, the produce would fail on every redelivery and the partition
+#: would stall. A batch is never much larger than the messages it condenses, so 8 MiB leaves
+#: a wide margin.
+BATCH_MAX_INPUT_BYTES = 8 * 1024 * 1024
+_ROW_OVERHEAD_BYTES = 64
+
+#: A source message as stage 1 sees it: ``(offset, key, value)``.
+Message = tuple[int, bytes | None, bytes | None]
+
+
+def size_bounded_chunks(messages: Sequence[Message], max_input_bytes: int = BATCH_MAX_INPUT_BYTES
+                        ) -> list[Sequence[Message]]:
+    """Split one partition's poll, in offset order, into runs of at most ``max_input_bytes``
+    (a single larger message is a run of its own). Each run becomes one batch; consecutive
+    runs cover consecutive offsets, as consecutive polls would."""
+    chunks: list[Sequence[Message]] = []
+    start = 0
+    used = 0
+    for i, (_, _, value) in enumerate(messages):
+        size = _ROW_OVERHEAD_BYTES + (len(value) if value is not None else 0)
+        if used and used + size > max_input_bytes:
+            chunks.append(messages[start:i])
+            start, used = i, 0
+        used += size
+    if start < len(messages):
+        chunks.append(messages[start:])
+    return chunks
+
+
 class Condenser:
     """Decodes the raw messages of one source partition into a column batch plus dead letters."""
 
@@ -91,7 +124,7 @@ class Condenser:
         self.decoder = decoder
         self.source_topic = source_topic
 
-    def condense(self, partition: int, messages: Sequence[tuple[int, bytes | None, bytes | None]],
+    def condense(self, partition: int, messages: Sequence[Message],
                  now_ms: int) -> tuple[ColumnBatch | None, list[DeadLetter]]:
         """``messages`` are ``(offset, key, value)`` in offset order. Returns the batch of valid
         events (``None`` when there is none) and the dead letters, in offset order."""
@@ -99,11 +132,7 @@ class Condenser:
         dead: list[DeadLetter] = []
         decode = self.decoder.decode
         for offset, key, value in messages:
-            if value is None:
-                outcome: dict[str, Any] | Rejection = Rejection(
-                    "not_json", None, "the message has no value (a tombstone)")
-            else:
-                outcome = decode(value, key, now_ms)
+            outcome = decode(value, key, now_ms)
             if type(outcome) is dict:
                 valid.append((offset, outcome))
             else:
@@ -185,20 +214,21 @@ class IngestStage:
             if not records:
                 continue
             messages = [(r.offset, r.key, r.value) for r in records]
-            batch, dead = self.condenser.condense(tp.partition, messages, now_ms)
-            for letter in dead:
-                self.rejections[letter.rejection.reason] += 1
-                pending.append(await self._producer.send(
-                    self.settings.topics.dlq, letter.value, key=letter.key,
-                    partition=tp.partition, headers=dead_letter_headers(letter, now_ms)))
-            if batch is not None:
-                pending.append(await self._producer.send(
-                    self.settings.topics.batches, batch.to_bytes(),
-                    key=str(tp.partition).encode(), partition=tp.partition))
-                self.counts["valid"] += batch.rows
-                self.counts["batches"] += 1
+            for chunk in size_bounded_chunks(messages):
+                batch, dead = self.condenser.condense(tp.partition, chunk, now_ms)
+                for letter in dead:
+                    self.rejections[letter.rejection.reason] += 1
+                    pending.append(await self._producer.send(
+                        self.settings.topics.dlq, letter.value, key=letter.key,
+                        partition=tp.partition, headers=dead_letter_headers(letter, now_ms)))
+                if batch is not None:
+                    pending.append(await self._producer.send(
+                        self.settings.topics.batches, batch.to_bytes(),
+                        key=str(tp.partition).encode(), partition=tp.partition))
+                    self.counts["valid"] += batch.rows
+                    self.counts["batches"] += 1
+                self.counts["dead_lettered"] += len(dead)
             self.counts["consumed"] += len(records)
-            self.counts["dead_lettered"] += len(dead)
             commit[tp] = records[-1].offset + 1
         try:
             await asyncio.gather(*pending)
