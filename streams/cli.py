@@ -224,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except CallsloError as exc:
         print(f"callslo: error: {exc}", file=sys.stderr)
+        if _connection_refused(exc):
+            print("callslo: hint: the broker closed the connection or refused the login; check "
+                  "kafka.bootstrap, kafka.security_protocol and the SASL user and password "
+                  "(docs/security.md)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -231,6 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (e.g. `callslo records | head`): not an error of ours.
         sys.stderr.close()
         return 0
+
+
+def _connection_refused(exc: BaseException) -> bool:
+    """Whether a Kafka connection failure is behind ``exc`` (wrong address, protocol or login)."""
+    from aiokafka.errors import KafkaConnectionError
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, KafkaConnectionError):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 if __name__ == "__main__":

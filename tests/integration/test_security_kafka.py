@@ -171,6 +171,7 @@ def test_clients_without_the_right_credentials_are_refused(secure_broker, make_s
     assert done.returncode == 2, output
     assert elapsed_s < 60, f"refusal took {elapsed_s:.0f} s"
     assert f"cannot create topics on {broker.bootstrap}" in output, output
+    assert "check kafka.bootstrap, kafka.security_protocol and the SASL user" in output, output
     if case != "no credentials":
         assert "Authentication failed" in output, output
     assert password not in output and wrong not in output
