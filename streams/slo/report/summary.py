@@ -15,8 +15,8 @@ from typing import Any, Iterable, Sequence
 from streams.records import service_level
 from streams.slo.report.load import COUNT_FIELDS, Loaded, Period
 
-__all__ = ["sl_terms", "GroupReport", "HeatMap", "summarize_group", "build_report",
-           "NOT_IN_V1"]
+__all__ = ["sl_terms", "GroupReport", "HeatMap", "summarize_group", "worst_intervals",
+           "heat_map", "build_report", "NOT_IN_V1"]
 
 NOT_IN_V1 = "not available in v1 records (slo.queue-intervals.v1 carries no caller or disposition data)"
 
