@@ -15,6 +15,7 @@ from streams.agents.engine import register_engine
 from streams.ingest import IngestStage
 from streams.settings import Settings
 from streams.topics import ensure_topics
+from streams.web import register_web  # issue #7
 
 __all__ = ["create_app", "run_worker"]
 
@@ -79,7 +80,8 @@ def create_app(settings: Settings) -> faust.App:
                      dict(self.stage.counts), dict(self.stage.rejections))
 
     app.service(IngestService)
-    register_engine(app, settings)
+    engine = register_engine(app, settings)
+    register_web(app, settings, engine, IngestService)  # wallboard, API, /metrics (issue #7)
     return app
 
 

@@ -149,6 +149,10 @@ class TopicSettings:
     batches: str = "callslo.internal.event-batches.v1"
     intervals: str = "slo.queue-intervals.v1"
     realtime: str = "slo.queue-realtime.v1"
+    # --- wallboard inputs (issue #7): written by the alerting and staffing stages ---
+    alerts: str = "slo.alerts.v1"
+    staffing: str = "slo.staffing.v1"
+    # --- end wallboard inputs ---
     # The events topic and the internal batch topic must have the same partition count:
     # stage 1 writes the batch of source partition p to partition p.
     partitions: int = 6
@@ -193,6 +197,30 @@ class WebSettings:
     # The address other workers and clients use to reach this one; empty means ``host``, or
     # this machine's hostname when ``host`` binds every interface (as in a container).
     advertised_host: str = ""
+    # --- wallboard access (issue #7/#8; see docs/wallboard.md) ---
+    # The bearer token is never written in the file: it comes from $CALLSLO_WEB_TOKEN or from
+    # the first line of token_file. Without one, a host other than loopback is refused unless
+    # allow_open says the network in front of the worker is trusted.
+    token_file: str = ""
+    allow_open: bool = False
+    # Queues the wallboard keeps in memory at most (the least recently updated go first).
+    max_queues: int = 5000
+    token: Secret = field(default_factory=Secret, repr=False)
+
+    @classmethod
+    def from_table(cls, values: Mapping[str, Any], env: Mapping[str, str]) -> "WebSettings":
+        """Build ``[web]``, reading the token from ``$CALLSLO_WEB_TOKEN`` or ``token_file``."""
+        if "token" in values:
+            raise ConfigError("web.token cannot be written in the settings file; set "
+                              "CALLSLO_WEB_TOKEN or put it in a file named by web.token_file")
+        _check_types(cls, "web", values)
+        token = Secret()
+        if values.get("token_file"):
+            token = secret_from_file(values["token_file"], "web.token_file")
+        elif env.get("CALLSLO_WEB_TOKEN"):
+            token = secret_from_env(env, "CALLSLO_WEB_TOKEN", "CALLSLO_WEB_TOKEN")
+        return cls(**values, token=token)
+    # --- end wallboard access ---
 
     @property
     def public_host(self) -> str:
@@ -204,6 +232,7 @@ class WebSettings:
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "web.port", "must be a TCP port (0-65535)")
+        _require(self.max_queues >= 1, "web.max_queues", "must be >= 1")  # issue #7
 
 
 @dataclass(frozen=True)
@@ -393,6 +422,8 @@ class Settings:
                 built[name] = QueueSettings.from_table(values)
             elif name == "kafka":
                 built[name] = KafkaSettings.from_table(values, env or {})
+            elif name == "web":  # issue #7: the token comes from the environment or a file
+                built[name] = WebSettings.from_table(values, env or {})
             else:
                 built[name] = _build_section(f.default_factory, name, values)  # type: ignore[arg-type]
         return cls(**built)
@@ -410,6 +441,7 @@ _ENV_OVERRIDES = {
     "CALLSLO_WEB_PORT": ("web", "port", int),
     "CALLSLO_PARTITIONS": ("topics", "partitions", int),
     "CALLSLO_DATA_DIR": ("worker", "data_dir", str),
+    "CALLSLO_WEB_ALLOW_OPEN": ("web", "allow_open", _env_bool),  # issue #7
     # Kafka security (docs/security.md); the password itself is read by KafkaSettings.from_table.
     **{f"CALLSLO_KAFKA_{key.upper()}": ("kafka", key, str) for key in (
         "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_env",
