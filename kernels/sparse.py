@@ -19,11 +19,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .mapping import OVERFLOW_COL, UNDERFLOW_COL, ZERO_COL, SketchSpec
+from ._jit import jit
+from ._validate import float64_array, int64_column
+from .mapping import OVERFLOW_COL, UNDERFLOW_COL, ZERO_COL, SketchSpec, bucket_of
 from .sketch import Sketches, check_quantiles
 
-__all__ = ["SparseSketch", "sparse_rows", "merge_sparse", "sparse_group_quantiles",
-           "position_values"]
+__all__ = ["SparseSketch", "sparse_rows", "sparse_groups", "merge_sparse",
+           "sparse_group_quantiles", "position_values"]
 
 SparseSketch = tuple[np.ndarray, np.ndarray]
 """``(pos, count)``: see the module docstring."""
@@ -34,6 +36,43 @@ _EMPTY: SparseSketch = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
 def position_values(spec: SketchSpec) -> np.ndarray:
     """The value answered for every position: 0, ``min_value``, the buckets, ``max_value``."""
     return np.concatenate(([0.0, spec.min_value], spec.bucket_values, [spec.max_value]))
+
+
+@jit
+def _positions(values, geometry, n_buckets, out):
+    for i in range(values.size):
+        column, bucket = bucket_of(values[i], geometry)
+        if column == ZERO_COL:
+            out[i] = 0
+        elif column == UNDERFLOW_COL:
+            out[i] = 1
+        elif column == OVERFLOW_COL:
+            out[i] = 2 + n_buckets
+        else:
+            out[i] = 2 + bucket
+
+
+def sparse_groups(spec: SketchSpec, group: Any, values: Any, n_groups: int
+                  ) -> list[SparseSketch]:
+    """One sparse sketch per group ``0..n_groups-1`` of ``values[i]`` counted in
+    ``group[i]``: the counts :meth:`Sketches.insert` would make, without a dense row."""
+    values = float64_array("values", values).reshape(-1)
+    group = int64_column("group", np.atleast_1d(group))
+    if group.size != values.size:
+        raise ValueError(f"group has {group.size} entries, values {values.size}")
+    if values.size and not (np.all(values >= 0.0)):
+        raise ValueError("values must be >= 0 and not NaN")
+    if group.size and (group.min() < 0 or group.max() >= n_groups):
+        raise ValueError(f"group entries must be in 0..{n_groups - 1}")
+    positions = np.empty(values.size, dtype=np.int64)
+    _positions(values, spec.geometry, spec.n_buckets, positions)
+    width = spec.n_buckets + 3
+    cells, counts = np.unique(group * width + positions, return_counts=True)
+    owners = cells // width
+    bounds = np.searchsorted(owners, np.arange(n_groups + 1))
+    pos = cells - owners * width
+    return [(pos[bounds[g]:bounds[g + 1]], counts[bounds[g]:bounds[g + 1]].astype(np.int64))
+            for g in range(n_groups)]
 
 
 def sparse_rows(sketches: Sketches, rows: Any) -> list[SparseSketch]:

@@ -62,7 +62,9 @@ from streams.settings import EngineSettings, QueueSettings
 __all__ = ["PartitionEngine", "StepResult", "LateEvent", "shard_of"]
 
 _AGENT_KIND = KIND_CODES["agent.state"]
-_OUTCOMES = (EventKind.ANSWERED, EventKind.ABANDONED, EventKind.DEQUEUED)
+_QUEUED = int(EventKind.QUEUED)
+_OUTCOME_CODES = frozenset(int(k) for k in (EventKind.ANSWERED, EventKind.ABANDONED,
+                                            EventKind.DEQUEUED))
 
 #: Answered-wait sketches: 1 % relative error from 1 ms up to the longest wait the contract
 #: accepts (7 days), so no valid wait is clamped.
@@ -95,6 +97,9 @@ class StepResult:
     counts: Tally[str] = field(default_factory=Tally)
     #: Agent changes for the queues they concern (possibly on other partitions).
     agent_updates: list[AgentUpdate] = field(default_factory=list)
+    # Pane rows closed during the step; their records are built in one call at its end.
+    closing_rows: list[int] = field(default_factory=list, repr=False)
+    closing_keys: list[IntervalKey] = field(default_factory=list, repr=False)
 
 
 class PartitionEngine:
@@ -150,21 +155,21 @@ class PartitionEngine:
         times = a["ts_ms"].tolist()
         kinds = a["kind"].tolist()
         groups = a["group"].tolist()
-        waits = a["wait_ms"].copy()
+        waits = a["wait_ms"].tolist()
         event_ids = batch.strings["event_id"]
         call_ids = batch.strings["call_id"]
         # "<tenant>/agent/<id>" keys are agents; a queue key has exactly one '/'.
         group_queues = [None if key.count("/") >= 2 else self._queue(key) for key in batch.groups]
         late_rows: list[tuple[int, int, int]] = []
-        pane_index = np.full(n, -1, dtype=np.int64)
-        threshold_ms = np.zeros(n, dtype=np.int64)
-        short_ms = np.zeros(n, dtype=np.int64)
+        pane_index = [-1] * n
         interval_ms, lateness_ms, idle_ms = self.interval_ms, self.lateness_ms, self.idle_ms
         partition_max_ts = self.max_ts_ms
+        idle_horizon = partition_max_ts - idle_ms
+        idle_horizon -= idle_horizon % interval_ms
         open_call_ttl_ms = self.settings.open_call_ttl_s * 1000
         touched: set[QueueState] = set()
         agent_rows: list[int] = []
-        counts = result.counts
+        redelivered = duplicates = expired = applied = 0
         for i in range(n):
             q = group_queues[groups[i]]
             kind = kinds[i]
@@ -173,34 +178,41 @@ class PartitionEngine:
                 continue
             offset = offsets[i]
             if offset <= q.applied_offset:
-                counts["redelivered"] += 1
+                redelivered += 1
                 continue
             q.applied_offset = offset
             touched.add(q)
             event_id = event_ids[i]
             if event_id in q.seen:
-                counts["duplicates"] += 1
+                duplicates += 1
                 continue
             ts = times[i]
             if ts > q.max_ts_ms:
                 q.max_ts_ms = ts
                 if ts > partition_max_ts:
                     partition_max_ts = ts
+                    idle_horizon = ts - idle_ms
+                    idle_horizon -= idle_horizon % interval_ms
             start = ts - ts % interval_ms
-            horizon = max(q.closed_before_ms, _floor(q.max_ts_ms - lateness_ms, interval_ms),
-                          _floor(partition_max_ts - idle_ms, interval_ms))
+            # The interval is final once the queue's watermark, its last close or the
+            # partition clock's idle horizon passed its end.
+            horizon = q.max_ts_ms - lateness_ms
+            horizon -= horizon % interval_ms
+            if q.closed_before_ms > horizon:
+                horizon = q.closed_before_ms
+            if idle_horizon > horizon:
+                horizon = idle_horizon
             if start + interval_ms <= horizon:
-                counts["late"] += 1
                 late_rows.append((i, start, horizon))
                 continue
             q.seen[event_id] = ts
-            if kind == EventKind.QUEUED:
+            if kind == _QUEUED:
                 q.open_calls[call_ids[i]] = ts
-            elif kind in _OUTCOMES:
+            elif kind in _OUTCOME_CODES:
                 queued_at = q.open_calls.pop(call_ids[i], None)
                 if queued_at is not None and queued_at < q.max_ts_ms - open_call_ttl_ms:
                     # Forgotten whatever the batch boundaries: the same rule as _close's.
-                    counts["open_calls_expired"] += 1
+                    expired += 1
                     queued_at = None
                 if waits[i] < 0 and queued_at is not None:
                     waits[i] = max(0, ts - queued_at)
@@ -209,13 +221,25 @@ class PartitionEngine:
                 row = q.panes[start] = self._allocate_row()
                 heapq.heappush(self._pane_ends, (start + interval_ms, q.key))
             pane_index[i] = row
-            threshold_ms[i] = q.policy.threshold_ms
-            short_ms[i] = q.policy.short_abandon_ms
-            counts["applied"] += 1
+            applied += 1
+        counts = result.counts
+        for name, value in (("redelivered", redelivered), ("duplicates", duplicates),
+                            ("late", len(late_rows)), ("open_calls_expired", expired),
+                            ("applied", applied)):
+            if value:
+                counts[name] += value
         if late_rows:
             events = list(batch.events())
             result.late = [LateEvent(self.partition, offsets[i], events[i], start, horizon)
                            for i, start, horizon in late_rows]
+        pane_index = np.asarray(pane_index, dtype=np.int64)
+        waits = np.asarray(waits, dtype=np.int64)
+        # Per-row policy limits, looked up once per queue of the batch.
+        limits = np.asarray([(0, 0) if q is None else (q.policy.threshold_ms,
+                                                        q.policy.short_abandon_ms)
+                             for q in group_queues], dtype=np.int64).reshape(-1, 2)
+        threshold_ms = limits[a["group"], 0]
+        short_ms = limits[a["group"], 1]
         aggregate(self.panes, pane_index, a["kind"], waits, a["talk_ms"], a["hold_ms"],
                   a["acw_ms"], threshold_ms, short_ms)
         self._minutes.add(group_queues, a["group"], a["ts_ms"], pane_index, a["kind"], waits,
@@ -226,12 +250,12 @@ class PartitionEngine:
             result.dirty_shards |= agent_shards
         self.realtime_dirty.update(q.key for q in touched)
         self.max_ts_ms = partition_max_ts
-        idle_horizon = _floor(partition_max_ts - idle_ms, interval_ms)
         for q in touched:
             result.dirty_shards.add(q.shard)
             self._close(q, max(_floor(q.max_ts_ms - lateness_ms, interval_ms), idle_horizon),
                         result)
         self._close_through(idle_horizon, result)
+        self._finish(result)
         self.counts.update(counts)
         return result
 
@@ -277,6 +301,7 @@ class PartitionEngine:
             self.max_ts_ms = now_ms
         horizon = _floor(self.max_ts_ms - self.idle_ms, self.interval_ms)
         self._close_through(horizon, result)
+        self._finish(result)
         if horizon > before and self.queues and not result.dirty_shards:
             # Nothing closed, but the partition clock moved: persist it with some shard, so
             # that a restarted worker judges later events as this one would.
@@ -301,20 +326,22 @@ class PartitionEngine:
             if q.panes:
                 result.dirty_shards.add(q.shard)
                 self._close(q, max(q.panes) + self.interval_ms, result)
+        self._finish(result)
         self.counts.update(result.counts)
         return result
 
     def _close(self, q: QueueState, horizon: int, result: StepResult) -> None:
-        if horizon > q.closed_before_ms:
+        if horizon <= q.closed_before_ms:
+            advanced = False
+        else:
             q.closed_before_ms = horizon
+            advanced = True
         closing = sorted(start for start in q.panes if start + self.interval_ms <= q.closed_before_ms)
-        if closing:
-            rows = [q.panes.pop(start) for start in closing]
-            keys = [IntervalKey(q.tenant, q.queue, start, q.policy) for start in closing]
-            result.records.extend(interval_records(self.panes, rows, keys, self.interval_ms))
-            self.panes.reset(np.asarray(rows, dtype=np.int64))
-            self._free_rows.extend(rows)
-        if q.seen:
+        for start in closing:
+            result.closing_rows.append(q.panes.pop(start))
+            result.closing_keys.append(IntervalKey(q.tenant, q.queue, start, q.policy))
+        if q.seen and advanced:
+            # Late events never enter ``seen``, so only a moved horizon makes ids forgettable.
             q.seen = {eid: ts for eid, ts in q.seen.items() if ts >= q.closed_before_ms}
         if q.open_calls:
             oldest = q.max_ts_ms - self.settings.open_call_ttl_s * 1000
@@ -322,6 +349,16 @@ class PartitionEngine:
                 expired = {c: t for c, t in q.open_calls.items() if t < oldest}
                 result.counts["open_calls_expired"] += len(expired)
                 q.open_calls = {c: t for c, t in q.open_calls.items() if t >= oldest}
+
+    def _finish(self, result: StepResult) -> None:
+        """Build the records of every pane closed in the step at once, then free the rows."""
+        rows = result.closing_rows
+        if rows:
+            result.records.extend(interval_records(self.panes, rows, result.closing_keys,
+                                                   self.interval_ms))
+            self.panes.reset(np.asarray(rows, dtype=np.int64))
+            self._free_rows.extend(rows)
+            result.closing_rows, result.closing_keys = [], []
 
     # --- queues and pane rows ----------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from kernels import Field, PaneState, SketchSpec, aggregate, sparse_group_quantiles, sparse_rows
-from kernels import merge_sparse
-from kernels.sparse import SparseSketch
+from kernels import EventKind, Field, PaneState, SketchSpec, aggregate, merge_sparse
+from kernels import sparse_group_quantiles
+from kernels.sparse import SparseSketch, sparse_groups
 from streams.records import window_fields
 
 __all__ = ["MINUTE_MS", "WINDOWS", "MinutePane", "MinuteAggregator", "realtime_records",
@@ -32,6 +32,7 @@ WINDOWS = ((15, "w15m"), (60, "w60m"))
 KEEP_MINUTES = max(minutes for minutes, _ in WINDOWS)
 _MAX_WAIT = int(Field.MAX_WAIT_MS)
 _N_FIELDS = len(Field)
+_COUNTERS_ONLY = SketchSpec(alpha=0.49, min_value=1.0, max_value=1.5)
 
 
 class MinutePane:
@@ -71,22 +72,21 @@ class MinuteAggregator:
         combos, inverse = np.unique(combo[applied], return_inverse=True)
         rows = np.full(group.size, -1, dtype=np.int64)
         rows[applied] = inverse
-        scratch = PaneState.empty(combos.size, self.spec)
+        # Counters by the same kernel as interval panes; its sketches are one bucket wide
+        # (unused): the waits go to sparse sketches directly.
+        scratch = PaneState.empty(combos.size, _COUNTERS_ONLY)
         aggregate(scratch, rows, kind, wait_ms, talk_ms, hold_ms, acw_ms, threshold_ms, short_ms)
-        with_waits = scratch.sketches.counts > 0
-        sketches = dict(zip(np.flatnonzero(with_waits).tolist(),
-                            sparse_rows(scratch.sketches, np.flatnonzero(with_waits))))
+        answered = applied & (kind == EventKind.ANSWERED) & (wait_ms >= 0)
+        sketches = sparse_groups(self.spec, rows[answered], wait_ms[answered], combos.size)
         records = scratch.records[:, :_N_FIELDS]
-        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         for r, value in enumerate(combos.tolist()):
             q = queues[value >> 32]
             start = (value & 0xFFFFFFFF) * MINUTE_MS
-            sketch = sketches.get(r, empty)
             pane = q.minutes.get(start)
             if pane is None:
-                q.minutes[start] = MinutePane(records[r].copy(), sketch)
+                q.minutes[start] = MinutePane(records[r].copy(), sketches[r])
             else:
-                pane.add(records[r], sketch)
+                pane.add(records[r], sketches[r])
 
 
 def expire(minutes: dict[int, MinutePane], now_ms: int) -> None:

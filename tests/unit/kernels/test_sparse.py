@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kernels import SketchSpec, Sketches, merge_sparse, sparse_group_quantiles, sparse_rows
+from kernels.sparse import sparse_groups
 
 SPEC = SketchSpec(alpha=0.01, min_value=1.0, max_value=3_600_000.0)
 QS = (0.0, 0.5, 0.9, 0.99, 1.0)
@@ -62,3 +63,17 @@ def test_an_empty_row_is_empty_and_quantiles_of_nothing_are_nan():
     (pos, counts), = sparse_rows(Sketches.empty(1, SPEC), [0])
     assert pos.size == 0 and counts.size == 0
     assert np.isnan(sparse_group_quantiles(SPEC, [[]], [0.5])).all()
+
+
+def test_sparse_groups_count_like_dense_inserts():
+    rng = np.random.default_rng(11)
+    values = _waits(rng, 3000)
+    group = rng.integers(0, 7, values.size)
+    dense = _dense([values[group == g] for g in range(8)])  # group 7 stays empty
+    expected = sparse_rows(dense, np.arange(8))
+    got = sparse_groups(SPEC, group, values, 8)
+    for (pos, counts), (want_pos, want_counts) in zip(got, expected):
+        np.testing.assert_array_equal(pos, want_pos)
+        np.testing.assert_array_equal(counts, want_counts)
+    with pytest.raises(ValueError, match=">= 0"):
+        sparse_groups(SPEC, [0], [-1.0], 1)
