@@ -168,6 +168,21 @@ class ColumnBatch:
             yield event
 
 
+_DURATIONS = ("wait_ms", "talk_ms", "hold_ms", "acw_ms")
+_TEXTS = ("caller", "disposition")
+_AGENT_KIND = KIND_CODES["agent.state"]
+#: Per event type: kind code, which durations and texts it carries, whether it names an
+#: agent, and its coded field (name, value -> code) or None.
+_PLANS = {
+    etype: (KIND_CODES[etype],
+            tuple(name in TYPE_FIELDS[etype] for name in _DURATIONS),
+            tuple(name in TYPE_FIELDS[etype] for name in _TEXTS),
+            "agent_id" in TYPE_FIELDS[etype],
+            _CODE_INDEX.get(etype))
+    for etype in EVENT_TYPES
+}
+
+
 def build_batch(source_topic: str, source_partition: int,
                 rows: list[tuple[int, dict[str, Any]]], first_offset: int,
                 last_offset: int) -> ColumnBatch:
@@ -176,43 +191,57 @@ def build_batch(source_topic: str, source_partition: int,
     ``first_offset``/``last_offset`` span every message of the poll, rejected ones included, so
     the batch accounts for the whole offset range it consumed.
     """
-    n = len(rows)
-    ints = {name: np.full(n, -1, dtype=np.int64) for name in _INT_COLUMNS}
-    kind = np.empty(n, dtype=np.int8)
-    code = np.full(n, -1, dtype=np.int8)
-    group = np.empty(n, dtype=np.int32)
-    strings: dict[str, list[str | None]] = {name: [None] * n for name in _STRING_COLUMNS}
-    agent_queues: list[list[str] | None] = [None] * n
+    columns: dict[str, list[Any]] = {name: [] for name in _INT_COLUMNS + ("kind", "code", "group")}
+    offset_col, ts_col, kind_col, code_col, group_col = (
+        columns["offset"], columns["ts_ms"], columns["kind"], columns["code"], columns["group"])
+    wait_col, talk_col, hold_col, acw_col = (columns[name] for name in _DURATIONS)
+    strings: dict[str, list[str | None]] = {name: [] for name in _STRING_COLUMNS}
+    event_id_col, call_id_col, agent_id_col = (
+        strings["event_id"], strings["call_id"], strings["agent_id"])
+    caller_col, disposition_col = (strings[name] for name in _TEXTS)
+    agent_queues: list[list[str] | None] = []
     group_index: dict[str, int] = {}
-    for i, (offset, event) in enumerate(rows):
+    for offset, event in rows:
         etype = event["type"]
         # Only the fields of the event's own type were validated; a field of another type
         # (``wait_ms`` on ``call.ended``) is an unchecked extra and may hold any JSON value.
-        fields = TYPE_FIELDS[etype]
-        ints["offset"][i] = offset
-        ints["ts_ms"][i] = event["ts_ms"]
-        kind[i] = KIND_CODES[etype]
-        if etype == "agent.state":
+        kind, has_durations, has_texts, has_agent, coded = _PLANS[etype]
+        get = event.get
+        offset_col.append(offset)
+        ts_col.append(event["ts_ms"])
+        kind_col.append(kind)
+        if kind == _AGENT_KIND:
             key = f"{event['tenant']}/agent/{event['agent_id']}"
-            agent_queues[i] = event.get("queues")
+            agent_queues.append(get("queues"))
+            call_id_col.append(None)
         else:
             key = f"{event['tenant']}/{event['queue']}"
-            strings["call_id"][i] = event["call_id"]
-            for name in ("wait_ms", "talk_ms", "hold_ms", "acw_ms"):
-                value = event.get(name) if name in fields else None
-                if value is not None:
-                    ints[name][i] = value
-            for name in ("caller", "disposition"):
-                strings[name][i] = event.get(name) if name in fields else None
-        strings["event_id"][i] = event["event_id"]
-        strings["agent_id"][i] = event.get("agent_id") if "agent_id" in fields else None
-        coded = _CODE_INDEX.get(etype)
-        if coded is not None and event.get(coded[0]) is not None:
-            code[i] = coded[1][event[coded[0]]]
+            agent_queues.append(None)
+            call_id_col.append(event["call_id"])
+        # Unrolled: this loop body runs once per event on stage 1's hot path.
+        has_wait, has_talk, has_hold, has_acw = has_durations
+        value = get("wait_ms") if has_wait else None
+        wait_col.append(-1 if value is None else value)
+        value = get("talk_ms") if has_talk else None
+        talk_col.append(-1 if value is None else value)
+        value = get("hold_ms") if has_hold else None
+        hold_col.append(-1 if value is None else value)
+        value = get("acw_ms") if has_acw else None
+        acw_col.append(-1 if value is None else value)
+        caller_col.append(get("caller") if has_texts[0] else None)
+        disposition_col.append(get("disposition") if has_texts[1] else None)
+        event_id_col.append(event["event_id"])
+        agent_id_col.append(get("agent_id") if has_agent else None)
+        value = get(coded[0]) if coded is not None else None
+        code_col.append(-1 if value is None else coded[1][value])
         g = group_index.get(key)
         if g is None:
             g = group_index[key] = len(group_index)
-        group[i] = g
-    arrays = dict(ints, kind=kind, code=code, group=group)
+        group_col.append(g)
+    arrays = {name: np.asarray(values, dtype=np.int64) for name, values in columns.items()
+              if name in _INT_COLUMNS}
+    arrays["kind"] = np.asarray(kind_col, dtype=np.int8)
+    arrays["code"] = np.asarray(code_col, dtype=np.int8)
+    arrays["group"] = np.asarray(group_col, dtype=np.int32)
     return ColumnBatch(source_topic, source_partition, first_offset, last_offset,
                        list(group_index), arrays, strings, agent_queues)
