@@ -13,6 +13,7 @@ from pathlib import Path
 from streams import __version__
 from streams.errors import CallsloError
 from streams.adapters import ingest_cmd
+from streams import demo  # callslo demo (issue #7)
 from streams.settings import Settings
 from streams.simulate import cmd as simulate_cmd
 from streams.slo import staffing_cmd
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_parser(sub)  # callslo report (streams/slo/report/)
     simulate_cmd.add_parser(sub)
     ingest_cmd.add_parser(sub)
+    demo.add_parser(sub)  # callslo demo (streams/demo.py, issue #7)
     return parser
 
 

@@ -145,6 +145,9 @@
       live.textContent = "live";
       live.classList.remove("off");
       live.dataset.version = String(data.version);
+      // For people (and the browser test): how many pushes arrived since the page loaded.
+      if (replace) live.dataset.snapshotVersion = String(data.version);
+      else live.dataset.updates = String(Number(live.dataset.updates || 0) + 1);
       schedule();
       if (state.selected && data.queues.some((t) => t.key === state.selected) && !replace) {
         clearTimeout(chartTimer);
