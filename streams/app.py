@@ -12,6 +12,7 @@ import mode
 
 from streams import clients
 from streams.agents.engine import register_engine
+from streams.agents.slo import register_slo  # issue #5
 from streams.ingest import IngestStage
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> faust.App:
 
     app.service(IngestService)
     engine = register_engine(app, settings)
+    register_slo(app, settings)  # alerts, staffing, error budget (issue #5)
     register_web(app, settings, engine, IngestService)  # wallboard, API, /metrics (issue #7)
     return app
 

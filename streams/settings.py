@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 from streams.errors import ConfigError
 from streams.secret import Secret, secret_from_env, secret_from_file
+from streams.slo.objectives import SloSettings  # issue #5: the [slo] section
 
 __all__ = [
     "Settings",
@@ -149,6 +150,9 @@ class TopicSettings:
     batches: str = "callslo.internal.event-batches.v1"
     intervals: str = "slo.queue-intervals.v1"
     realtime: str = "slo.queue-realtime.v1"
+    # --- SLO evaluation (issue #5, docs/slo.md) ---
+    budget: str = "slo.error-budget.v1"
+    # --- end SLO evaluation ---
     # --- wallboard inputs (issue #7): written by the alerting and staffing stages ---
     alerts: str = "slo.alerts.v1"
     staffing: str = "slo.staffing.v1"
@@ -381,6 +385,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     queues: QueueSettings = field(default_factory=QueueSettings)
+    slo: SloSettings = field(default_factory=SloSettings)  # issue #5, docs/slo.md
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None,
@@ -420,6 +425,8 @@ class Settings:
                 raise ConfigError(f"settings section [{name}] must be a table")
             if name == "queues":
                 built[name] = QueueSettings.from_table(values)
+            elif name == "slo":  # issue #5: objectives, alert limits (docs/slo.md)
+                built[name] = SloSettings.from_table(values)
             elif name == "kafka":
                 built[name] = KafkaSettings.from_table(values, env or {})
             elif name == "web":  # issue #7: the token comes from the environment or a file
