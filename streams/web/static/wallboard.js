@@ -37,7 +37,8 @@
       "data-sl": t.service_level === null ? "" : String(t.service_level),
       "data-waiting": num(t.calls_waiting) });
     const sl = el("div", { class: "sl" }, pct(t.service_level));
-    sl.append(el("span", { class: "target" }, " / " + pct(t.sl_target)));
+    sl.append(el("span", { class: "target" }, "target " + pct(t.sl_target)
+      + (t.threshold_s === null ? "" : ` in ${t.threshold_s} s`)));
     const dl = el("dl");
     const row = (name, value, field) => dl.append(el("dt", {}, name), el("dd", { "data-field": field }, value));
     row("Waiting", num(t.calls_waiting), "calls_waiting");
@@ -123,7 +124,7 @@
         x: x(r.interval_start_ms) + 0.5, width: Math.max(1, x(r.interval_start_ms + width) - x(r.interval_start_ms) - 1),
         y: y(r.service_level), height: y(0) - y(r.service_level) }));
     }
-    for (let h = 0; h <= 24; h += 3) nodes.push(s("text", { x: x(dayStart + h * 3600000) - 8, y: H - 8 }, String(h).padStart(2, "0")));
+    for (let h = 0; h < 24; h += 3) nodes.push(s("text", { x: x(dayStart + h * 3600000) - 8, y: H - 8 }, String(h).padStart(2, "0")));
     const target = detail.sl_target ?? (intervals.length ? intervals[intervals.length - 1].sl_target : null);
     if (target !== null) nodes.push(s("line", { class: "target", x1: left, x2: W, y1: y(target), y2: y(target) }));
     svg.replaceChildren(...nodes);
