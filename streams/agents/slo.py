@@ -5,12 +5,14 @@ The agent consumes ``topics.intervals`` and ``topics.realtime`` in the worker's 
 so each worker evaluates the queues of the partitions it owns (both topics are keyed
 ``<tenant>/<queue>`` with the same partition count, and Faust assigns the same partition of
 both to one worker). Its state is rebuilt, never stored: the first time a worker sees a
-partition (at start, after a rebalance) it reads that partition of the intervals topic from the
-beginning to its current end without publishing anything, and the same partition of the alerts
-topic to learn which alerts are firing. Interval messages below that end are then skipped (they
-are in the rebuilt state); a repeated record is recognised by (tenant, queue, interval start).
-Realtime snapshots are not replayed: the staffed-agents meter of the interval open at a
-restart covers only the time after it (``staffed_coverage`` says how much).
+partition (at start, after a rebalance) it reads that partition of the alerts topic to learn
+which alerts are firing, and at the first interval message of the partition it reads the
+intervals topic from the beginning up to that message without publishing anything. A repeated
+record is recognised by (tenant, queue, interval start). A group without committed offsets
+starts at the beginning of both topics: records older than ``slo.alerts.stale_after_s`` (plus
+one interval) are learned as history without publishing anything. Realtime snapshots are not
+replayed: the staffed-agents meter of the interval open at a restart covers only the time
+after it (``staffed_coverage`` says how much).
 
 Publishing is at least once: after a crash the same alert, staffing or budget record can be
 published again, identical (alerts keep their id).
@@ -22,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, AsyncIterator
 
 import faust
 import orjson
@@ -48,7 +50,7 @@ def register_slo(app: faust.App, settings: Settings) -> dict[str, Any]:
     outputs = {"alerts": app.topic(t.alerts, **raw), "staffing": app.topic(t.staffing, **raw),
                "budget": app.topic(t.budget, **raw)}
     evaluators: dict[int, SloEvaluator] = {}
-    loaded_end: dict[int, int] = {}
+    history_loaded: set[int] = set()
     counts: Counter[str] = Counter()
     lock = asyncio.Lock()
 
@@ -56,11 +58,28 @@ def register_slo(app: faust.App, settings: Settings) -> dict[str, Any]:
         evaluator = evaluators.get(partition)
         if evaluator is None:
             evaluator = SloEvaluator(settings.slo, settings.engine.interval_s)
-            loaded_end[partition] = await _rebuild(settings, evaluator, partition)
+            async for where, value in _read_partition(settings, t.alerts, partition, None):
+                try:
+                    evaluator.restore_alert(value)
+                except (KeyError, TypeError) as exc:
+                    log.error("slo: skipped %s while restoring alerts: %s", where, exc)
             evaluators[partition] = evaluator
-            log.info("slo: partition %d ready, %d queues, %d alerts firing", partition,
-                     len(evaluator.history), sum(1 for _ in evaluator.alerts.firing()))
+            log.info("slo: partition %d ready, %d alerts firing", partition,
+                     sum(1 for _ in evaluator.alerts.firing()))
         return evaluator
+
+    async def learn_history(evaluator: SloEvaluator, partition: int, upto: int) -> None:
+        now_ms = int(time.time() * 1000)
+        learned = 0
+        async for where, value in _read_partition(settings, t.intervals, partition, upto):
+            try:
+                evaluator.on_interval(check_record(value, where), now_ms, quiet=True)
+                learned += 1
+            except CallsloError as exc:
+                log.error("slo: skipped %s while learning history: %s", where, exc)
+        history_loaded.add(partition)
+        log.info("slo: partition %d learned %d interval records before offset %d", partition,
+                 learned, upto)
 
     async def publish(results: list[Output]) -> None:
         delivered = [await outputs[o.role].send(key=o.key.encode(), value=orjson.dumps(o.value))
@@ -79,9 +98,8 @@ def register_slo(app: faust.App, settings: Settings) -> dict[str, Any]:
                 try:
                     value = orjson.loads(event.value)
                     if message.topic == t.intervals:
-                        if message.offset < loaded_end[message.partition]:
-                            counts["intervals_in_rebuild"] += 1
-                            continue
+                        if message.partition not in history_loaded:
+                            await learn_history(evaluator, message.partition, message.offset)
                         results = evaluator.on_interval(check_record(value, where), now_ms)
                         counts["intervals"] += 1
                     else:
@@ -100,7 +118,7 @@ def register_slo(app: faust.App, settings: Settings) -> dict[str, Any]:
         # Rebuilt from the topics on next use, by whichever worker then owns the partition.
         async with lock:
             evaluators.clear()
-            loaded_end.clear()
+            history_loaded.clear()
 
     @app.timer(interval=60.0)
     async def report() -> None:
@@ -124,35 +142,29 @@ def _check_realtime(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-async def _rebuild(settings: Settings, evaluator: SloEvaluator, partition: int) -> int:
-    """Learn partition ``partition`` of the intervals topic quietly and restore its firing
-    alerts; return the intervals end offset read up to."""
-    t = settings.topics
-    now_ms = int(time.time() * 1000)
-    end = 0
-    for topic in (t.intervals, t.alerts):
-        consumer = clients.consumer(settings.kafka, "slo-rebuild")
-        await consumer.start()
-        try:
-            tp = TopicPartition(topic, partition)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            stop = (await consumer.end_offsets([tp]))[tp]
-            while await consumer.position(tp) < stop:
-                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if record.offset >= stop:
-                        break
-                    where = f"{topic} partition {partition} offset {record.offset}"
-                    try:
-                        value = orjson.loads(record.value)
-                        if topic == t.intervals:
-                            evaluator.on_interval(check_record(value, where), now_ms, quiet=True)
-                        else:
-                            evaluator.restore_alert(value)
-                    except (orjson.JSONDecodeError, CallsloError, KeyError, TypeError) as exc:
-                        log.error("slo: rebuild skipped %s: %s", where, exc)
-            if topic == t.intervals:
-                end = stop
-        finally:
-            await consumer.stop()
-    return end
+async def _read_partition(settings: Settings, topic: str, partition: int, upto: int | None
+                          ) -> AsyncIterator[tuple[str, Any]]:
+    """``(where, decoded value)`` of every message of one partition from its beginning up to
+    offset ``upto`` (exclusive; None: its end now). Undecodable messages are logged, skipped."""
+    consumer = clients.consumer(settings.kafka, "slo-rebuild")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        stop = (await consumer.end_offsets([tp]))[tp]
+        if upto is not None:
+            stop = min(stop, upto)
+        while await consumer.position(tp) < stop:
+            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if record.offset >= stop:
+                    break
+                where = f"{topic} partition {partition} offset {record.offset}"
+                try:
+                    value = orjson.loads(record.value)
+                except orjson.JSONDecodeError as exc:
+                    log.error("slo: skipped %s: not JSON (%s)", where, exc)
+                    continue
+                yield where, value
+    finally:
+        await consumer.stop()

@@ -70,13 +70,12 @@ class SloEvaluator:
         queue_history[start] = slim
         self.forecast.add(slim)
         self._trim(key, start)
-        if quiet:
-            return []
         end = record["interval_end_ms"]
-        stale = now_ms - end > self.slo.alerts.stale_after_s * 1000 + self.interval_ms
-        out = self._staffing(key, slim)
-        out += self._budgets(key, end, quiet_alerts=stale)
-        return out
+        # Older records are history (a new group reading the topic from its start): learned,
+        # nothing published, so a first start does not flood the output topics or page.
+        if quiet or now_ms - end > self.slo.alerts.stale_after_s * 1000 + self.interval_ms:
+            return []
+        return self._staffing(key, slim) + self._budgets(key, end)
 
     def _trim(self, key: tuple[str, str], start: int) -> None:
         keep_from = start - (self.slo.longest_window_days + 7) * DAY_MS
@@ -128,17 +127,17 @@ class SloEvaluator:
         sums["sl_formula"] = records[-1]["sl_formula"]
         return sums
 
-    def _budgets(self, key: tuple[str, str], end_ms: int, quiet_alerts: bool) -> list[Output]:
+    def _budgets(self, key: tuple[str, str], end_ms: int) -> list[Output]:
         tenant, queue = key
         out = []
         for name, objective in sorted(self.slo.objectives(tenant, queue).items()):
-            record, alerts = self._budget(key, name, objective, end_ms, quiet_alerts)
+            record, alerts = self._budget(key, name, objective, end_ms)
             out.append(Output("budget", f"{tenant}/{queue}", record))
             out += [Output("alerts", f"{tenant}/{queue}", a) for a in alerts]
         return out
 
-    def _budget(self, key: tuple[str, str], name: str, objective: Objective, end_ms: int,
-                quiet_alerts: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _budget(self, key: tuple[str, str], name: str, objective: Objective, end_ms: int
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         tenant, queue = key
         start_ms, window_end_ms = compliance_span(objective, end_ms)
         days = compliance_days(objective, end_ms)
@@ -186,7 +185,7 @@ class SloEvaluator:
             alert_rule = Rule(rule.kind, rule.severity, "above", rule.factor,
                               rule.factor * (1 - hysteresis), 0, self.interval_ms, subject=name)
             change = self.alerts.observe(
-                tenant, queue, alert_rule, both, end_ms, quiet=quiet_alerts,
+                tenant, queue, alert_rule, both, end_ms,
                 detail={"long_burn": long_rate, "short_burn": short_rate,
                         "long_s": rule.long_s, "short_s": rule.short_s})
             if change is not None:

@@ -201,3 +201,10 @@ def test_an_indicator_missing_from_the_records_is_null_with_a_reason():
                 if o.role == "budget"]
     assert budget["reason"] == "not in these records"
     assert budget["total"] is None and budget["remaining"] is None
+
+
+def test_old_interval_records_are_history_without_output():
+    ev = evaluator()
+    record = interval_record(T0, answered=10)
+    assert ev.on_interval(record, now_ms=record["interval_end_ms"] + 2 * 3_600_000) == []
+    assert T0 in ev.history[("acme", "support")]
