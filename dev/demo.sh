@@ -1,24 +1,10 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: installs what is missing (dev/install.sh), starts the
-# local Kafka broker on 127.0.0.1:9092, creates the topics, runs the worker, feeds it one day
-# of the built-in contact center (two tenants, several queues) from the simulator, and prints
-# the final interval records as the engine publishes them. Ctrl-C stops the worker and the
-# printing; the broker keeps its data until `.venv/bin/callslo kafka stop`.
+# The one-command demo on a fresh machine: installs what is missing (dev/install.sh), then runs
+# `callslo demo`: a local Kafka broker, the topics, the worker and a simulated contact center
+# (three tenants, five queues, 15 times faster than real time), the wallboard's URL and a
+# live summary. Ctrl-C stops everything it started and removes its data. Options of
+# `callslo demo` pass through (e.g. dev/demo.sh --web-port 8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev/install.sh
-callslo=.venv/bin/callslo
-
-$callslo kafka start
-$callslo topics create
-mkdir -p artifacts
-log=artifacts/demo-worker.log
-$callslo worker > "$log" 2>&1 &
-worker=$!
-stop_worker() { kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true; }
-trap stop_worker EXIT
-echo "worker running (pid $worker, log $log); simulating yesterday's traffic ..."
-$callslo simulate --days 1 --seed 1 --topic
-echo "interval records (the last intervals close once the partitions have been quiet for"
-echo "engine.idle_close_s, 60 s by default); Ctrl-C to stop:"
-$callslo records --follow || true
+exec .venv/bin/callslo demo "$@"

@@ -98,3 +98,26 @@ def test_registries_are_private_per_app():
     two = new_registry(WallboardCollector(two_view, WorkerStats()))
     assert b'callslo_wallboard_queues 0.0' in render(one)
     assert b'callslo_wallboard_queues 1.0' in render(two)
+
+
+def test_the_grafana_dashboard_uses_only_exported_metrics():
+    import json
+    import re
+    from pathlib import Path
+
+    view = WallboardView()
+    view.apply_realtime(realtime())
+    view.apply_alert(alert("a1"))
+    view.apply_staffing(staffing(T0_MS))
+    stage = SimpleNamespace(counts=Counter({"consumed": 1}), rejections=Counter({"not_json": 1}),
+                            _consumer=FakeConsumer({"p0": 1}, {"p0": 1}))
+    stats = WorkerStats(Counter({"late": 1}), ingest=lambda: stage, batch_seconds=lambda: 0.01)
+    asyncio.run(stats.refresh())
+    exported = {s.name for f in text_string_to_metric_families(
+        render(new_registry(WallboardCollector(view, stats))).decode()) for s in f.samples}
+    dashboard = json.loads((Path(__file__).resolve().parents[3] / "docs" /
+                            "grafana-dashboard.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"callslo_[a-z_]+", target["expr"])}
+    used |= set(re.findall(r"callslo_[a-z_]+", dashboard["templating"]["list"][0]["query"]))
+    assert used and used <= exported, used - exported
