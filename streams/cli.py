@@ -18,6 +18,7 @@ from streams.settings import Settings
 from streams.simulate import cmd as simulate_cmd
 from streams.slo import staffing_cmd
 from streams.slo.report import cmd as report_cmd  # callslo report
+from streams.slo import plan_cmd  # callslo plan (issue #5)
 
 __all__ = ["main", "build_parser"]
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     staffing_cmd.add_parser(sub)
     report_cmd.add_parser(sub)  # callslo report (streams/slo/report/)
+    plan_cmd.add_parser(sub)  # callslo plan (issue #5, docs/slo.md)
     simulate_cmd.add_parser(sub)
     ingest_cmd.add_parser(sub)
     demo.add_parser(sub)  # callslo demo (streams/demo.py, issue #7)
