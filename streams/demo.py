@@ -150,12 +150,13 @@ def run(args: argparse.Namespace) -> int:
     code = 0
     try:
         kafka_port = args.kafka_port or free_port()
-        web_port = args.web_port if args.web_port and _port_free(args.web_port) else free_port()
         broker = Broker(kafka_port, run_dir / "kafka")
         say(out, f"demo: run directory {run_dir} (removed when the demo stops)")
         say(out, f"demo: starting Kafka on 127.0.0.1:{kafka_port} (the first run downloads the "
                  "broker from Maven Central, a minute or two) ...")
         broker.start(fresh=True, progress=lambda line: say(out, f"  {line}"))
+        # Chosen once the broker holds its ports, so neither can take the other's.
+        web_port = args.web_port if args.web_port and _port_free(args.web_port) else free_port()
         config = _write_config(run_dir, broker.bootstrap, web_port, args.speedup)
         say(out, "demo: creating topics ...")
         from streams.settings import Settings

@@ -27,13 +27,13 @@ class Browser:
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={self.port}",
              f"--window-size={size}", "--hide-scrollbars", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._ids = itertools.count(1)
 
     async def _page_socket(self, session: aiohttp.ClientSession) -> str:
         deadline = time.monotonic() + 60
         while True:
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()[-2000:]
+            assert self.proc.poll() is None, f"chromium exited with {self.proc.returncode}"
             try:
                 async with session.get(f"http://127.0.0.1:{self.port}/json/list") as response:
                     for target in await response.json():
