@@ -52,7 +52,7 @@ from streams.columns import KIND_CODES, ColumnBatch
 from streams.contract import MAX_DURATION_MS
 from streams.errors import BatchFormatError
 from streams.queuestate import NO_TIME as _NO_TIME
-from streams.queuestate import QueueState, decode_shard, encode_shard
+from streams.queuestate import QueueState, decode_meta, decode_shard, encode_meta, encode_shard
 from streams.realtime import MinuteAggregator
 from streams.realtime import expire as expire_minutes
 from streams.realtime import realtime_records
@@ -382,6 +382,24 @@ class PartitionEngine:
         return self._free_rows.pop()
 
     # --- changelog shards --------------------------------------------------------------------
+
+    def meta_key(self) -> bytes:
+        """The table key of the partition's commit marker (see :meth:`meta_value`)."""
+        return f"{self.partition}/meta".encode()
+
+    def meta_value(self) -> bytes:
+        """The partition's clocks and last applied batch, written after every shard of a
+        flush was acknowledged: what a restarted engine resumes from. Shards written in a flush
+        that did not complete hold newer queues; re-applying their rows is skipped per queue."""
+        return encode_meta({"partition": self.partition, "batch_offset": self.batch_offset,
+                            "partition_max_ts_ms": self.max_ts_ms, "clock_ms": self.clock_ms})
+
+    def load_meta(self, value: bytes) -> None:
+        """Take the clocks and batch offset of the marker (after every shard was loaded)."""
+        meta = decode_meta(value)
+        self.batch_offset = meta["batch_offset"]
+        self.max_ts_ms = meta["partition_max_ts_ms"]
+        self.clock_ms = meta["clock_ms"]
 
     def shard_key(self, shard: int) -> bytes:
         """The table key of one shard of this partition."""

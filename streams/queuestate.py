@@ -1,5 +1,8 @@
 """The state stage 2 keeps per queue, and the changelog shard format that carries it.
 
+Each partition also has a marker value (``CSQM`` + JSON: last applied batch offset and the
+partition's clocks), written once every shard of a flush is acknowledged.
+
 A shard value is ``CSQS`` + a 4-byte header length + a JSON header (the partition's clocks,
 every queue of the shard with its scalars, ids, open calls, minute panes and agents, the
 shard's agents) + the :class:`~kernels.PaneState` bytes of the queues' open interval panes, in
@@ -17,10 +20,12 @@ from streams.errors import BatchFormatError
 from streams.realtime import MinutePane, minutes_from_json, minutes_to_json
 from streams.settings import QueuePolicy
 
-__all__ = ["QueueState", "NO_TIME", "encode_shard", "decode_shard"]
+__all__ = ["QueueState", "NO_TIME", "encode_shard", "decode_shard", "encode_meta",
+           "decode_meta"]
 
 NO_TIME = -(2**62)
 _SHARD_MAGIC = b"CSQS"
+_META_MAGIC = b"CSQM"
 _SHARD_VERSION = 2
 
 
@@ -85,3 +90,16 @@ def decode_shard(value: bytes) -> tuple[dict[str, Any], PaneState]:
         raise BatchFormatError(f"queue-state shard version {header['v']} is newer than this "
                                f"worker understands ({_SHARD_VERSION}); upgrade the worker")
     return header, panes
+
+
+def encode_meta(meta: dict[str, Any]) -> bytes:
+    return _META_MAGIC + orjson.dumps({"v": 1, **meta})
+
+
+def decode_meta(value: bytes) -> dict[str, Any]:
+    if value[:4] != _META_MAGIC:
+        raise BatchFormatError("not a callslo partition marker (bad magic)")
+    try:
+        return orjson.loads(value[4:])
+    except orjson.JSONDecodeError as exc:
+        raise BatchFormatError(f"damaged partition marker: {exc}") from exc

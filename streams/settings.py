@@ -150,13 +150,10 @@ class TopicSettings:
     batches: str = "callslo.internal.event-batches.v1"
     intervals: str = "slo.queue-intervals.v1"
     realtime: str = "slo.queue-realtime.v1"
-    # --- SLO evaluation (issue #5, docs/slo.md) ---
-    budget: str = "slo.error-budget.v1"
-    # --- end SLO evaluation ---
-    # --- wallboard inputs (issue #7): written by the alerting and staffing stages ---
+    # Written by the SLO evaluation (docs/slo.md); read by the wallboard.
     alerts: str = "slo.alerts.v1"
     staffing: str = "slo.staffing.v1"
-    # --- end wallboard inputs ---
+    budget: str = "slo.error-budget.v1"
     # The events topic and the internal batch topic must have the same partition count:
     # stage 1 writes the batch of source partition p to partition p.
     partitions: int = 6
@@ -274,6 +271,10 @@ class EngineSettings:
     open_call_ttl_s: int = 4 * 3600
     # Realtime records (calls waiting, rolling windows) go out at most this often per queue.
     realtime_interval_s: float = 5.0
+    # Changed queue state goes to the changelog at most this often per partition (0: after
+    # every batch). A crash in between loses nothing: the batches since the last write are
+    # read again from the internal topic and re-applied (streams/agents/engine.py).
+    state_flush_ms: int = 1000
 
     def __post_init__(self) -> None:
         _require(self.interval_s >= 60 and 86_400 % self.interval_s == 0, "engine.interval_s",
@@ -285,6 +286,8 @@ class EngineSettings:
         _require(self.open_call_ttl_s >= 60, "engine.open_call_ttl_s", "must be >= 60")
         _require(self.realtime_interval_s >= 0.1, "engine.realtime_interval_s",
                  "must be >= 0.1")
+        _require(0 <= self.state_flush_ms <= 60_000, "engine.state_flush_ms",
+                 "must be 0..60000")
 
     @property
     def interval_ms(self) -> int:

@@ -9,21 +9,23 @@ at any point neither loses nor doubles a count:
 2. publish the final interval records, the late dead letters and the agent updates for
    queues (fanned out to their partitions of the batch topic, see :mod:`streams.agentstate`),
    and wait for the broker's acknowledgement;
-3. write the dirty shards to the table's changelog (same partition as the batch), and wait
-   for the acknowledgement;
-4. only then return, letting Faust acknowledge (and later commit) the batch's offset.
+3. at most every ``engine.state_flush_ms`` per partition: write the shards changed since the
+   last write to the table's changelog (same partition as the batch), wait for their
+   acknowledgement, then write the partition's marker (last applied batch offset and
+   clocks) and wait for it;
+4. return, letting Faust acknowledge (and later commit) the batch's offset.
 
-A crash before 3 redelivers the batch onto the old state: the same records again, identical
-(consumers keep one per tenant, queue, interval start). A crash after 3 redelivers a batch
-whose rows are at or below each queue's applied offset: skipped. An unexpected error stops
-the process without acknowledging the batch (fail-stop); skipping it would lose calls.
-
-The state also remembers the offset of the last batch it applied. Faust's committed offsets
-can run ahead of what an agent processed around rebalances (messages fetched in an older
-generation are skipped *and* acknowledged), so the agent does not trust them: when a batch
-arrives beyond the next one the state expects, the missing batches are read with a
-consumer of our own and applied first. Re-applying is always safe (rows at or below a
-queue's applied offset are skipped, a heartbeat already seen changes nothing).
+Changelog writes are the scarce resource (one message per shard, whatever the batch rate),
+hence step 3's pace. Faust's committed offset may therefore run ahead of the state in the
+changelog. That is safe because the state, not Faust, says where to resume: the marker holds
+the offset of the last batch applied, and when a batch arrives beyond the next one the state
+expects, the missing batches are read with a consumer of our own and applied first (the same
+repair covers Faust skipping and acknowledging messages fetched in an older generation around
+rebalances). Re-applying is always safe: the records come out identical (consumers keep one
+per tenant, queue and interval start), rows at or below a queue's applied offset are skipped
+(a shard written by a flush whose marker never followed is simply ahead), a heartbeat already
+seen changes nothing. An unexpected error stops the process (fail-stop); skipping a batch
+would lose calls. Pending state is written when partitions are revoked and at shutdown.
 
 Realtime records (``slo.queue-realtime.v1``) are snapshots, not part of the exactly-once
 result: after a step, a partition whose last snapshot is ``realtime_interval_s`` old publishes
@@ -77,6 +79,10 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     engines: dict[int, PartitionEngine] = {}
     counts: Counter[str] = Counter()
     step_lock = asyncio.Lock()
+    # Shards changed since the partition's last changelog write, and when that was.
+    dirty: dict[int, set[int]] = {}
+    flushed_at: dict[int, float] = {}
+    flushed_offset: dict[int, int] = {}
     # Records, dead letters, agent updates and realtime snapshots go out through a plain
     # aiokafka producer of our own: a Faust topic send costs ~100 us in Faust's machinery,
     # and a step may publish thousands of records. The changelog stays Faust's.
@@ -88,11 +94,15 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         if engine is None:
             engine = PartitionEngine(partition, settings.engine, settings.queues)
             prefix = f"{partition}/".encode()
+            meta_key = engine.meta_key()
             loaded = 0
             for key, value in list(state.data.items()):
-                if key.startswith(prefix) and value:
+                if key.startswith(prefix) and value and key != meta_key:
                     engine.load_shard(value)
                     loaded += 1
+            meta = state.data.get(meta_key)
+            if meta:
+                engine.load_meta(meta)
             engines[partition] = engine
             log.info("engine: partition %d ready, %d queues from %d shards", partition,
                      len(engine.queues), loaded)
@@ -173,18 +183,34 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
             delivered.append(await send(topics.batches, encode_updates(updates),
                                         partition=partition))
         await asyncio.gather(*delivered)
-        written = []
-        for shard in sorted(step.dirty_shards):
-            key = engine.shard_key(shard)
-            value = engine.shard_value(shard)
-            state.data[key] = value
-            written.append(await state.changelog_topic.send(
-                key=key, value=value, partition=engine.partition, key_serializer="raw",
-                value_serializer="raw"))
-        await asyncio.gather(*written)
+        dirty.setdefault(engine.partition, set()).update(step.dirty_shards)
+        flush_ms = settings.engine.state_flush_ms
+        if time.monotonic() - flushed_at.get(engine.partition, 0.0) >= flush_ms / 1000:
+            await flush(engine)
         counts["records"] += len(step.records)
         counts["late"] += len(step.late)
         counts["agent_updates_sent"] += len(step.agent_updates)
+
+    async def flush(engine: PartitionEngine) -> None:
+        """Step 3: the shards changed since the last flush, then the partition's marker, each
+        acknowledged before the next write."""
+        flushed_at[engine.partition] = time.monotonic()
+        shards = dirty.pop(engine.partition, set())
+        if not shards and flushed_offset.get(engine.partition) == engine.batch_offset:
+            return
+        written = []
+        for shard in sorted(shards):
+            written.append(await write_state(engine, engine.shard_key(shard),
+                                             engine.shard_value(shard)))
+        await asyncio.gather(*written)
+        await (await write_state(engine, engine.meta_key(), engine.meta_value()))
+        flushed_offset[engine.partition] = engine.batch_offset
+        counts["state_flushes"] += 1
+
+    async def write_state(engine: PartitionEngine, key: bytes, value: bytes) -> Any:
+        state.data[key] = value
+        return await state.changelog_topic.send(key=key, value=value, partition=engine.partition,
+                                                key_serializer="raw", value_serializer="raw")
 
     async def publish_realtime(engine: PartitionEngine) -> None:
         now = time.monotonic()
@@ -205,8 +231,22 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         try:
             await consume(stream)
         finally:
-            if outputs:
-                await outputs.pop().stop()
+            try:
+                async with step_lock:
+                    await flush_all()
+            finally:
+                if outputs:
+                    await outputs.pop().stop()
+
+    async def flush_all() -> None:
+        """Write every partition's pending state (stopping, or partitions revoked). Should this
+        fail, the next owner re-applies the batches since the last marker: nothing is lost."""
+        try:
+            for engine in list(engines.values()):
+                await flush(engine)
+        except Exception:
+            log.warning("engine: pending state not written; the next owner re-reads the "
+                        "batches since the last write", exc_info=True)
 
     async def consume(stream: faust.StreamT) -> None:
         async for event in stream.events():
@@ -230,7 +270,9 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         # Rebuilt from the table on next use; the table holds every acknowledged step.
         async with step_lock:
+            await flush_all()
             engines.clear()
+            dirty.clear()
 
     @app.timer(interval=60.0)
     async def report() -> None:
