@@ -20,7 +20,10 @@ Per queue (``<tenant>/<queue>``) the engine keeps:
 - ``closed_before_ms``: every interval ending at or before it is closed. An event for a closed
   interval is *late*: dead-lettered with reason ``late``, never applied.
 - ``seen``: event ids of the open intervals (duplicates are counted and dropped). Ids of
-  closed intervals are forgotten: a repeat of them is late anyway.
+  closed intervals are forgotten: a repeat of them is late anyway. They are not written to
+  the changelog (a busy queue's ids would make every write huge): a restarted engine reads
+  them back from the internal batch topic, from :meth:`PartitionEngine.ids_from_offset`
+  (see :meth:`PartitionEngine.remember_ids`).
 - ``open_calls``: call id -> time queued, for a wait when an outcome lacks ``wait_ms``.
 - ``applied_offset``: the last source offset applied. Rows at or below it are a redelivered
   batch and are skipped: each queue's state and its offset are written to the changelog in
@@ -39,6 +42,7 @@ changelog (one message per dirty shard per batch, whatever the number of queues)
 from __future__ import annotations
 
 import heapq
+from collections import deque
 import zlib
 from collections import Counter as Tally
 from dataclasses import dataclass, field
@@ -122,6 +126,11 @@ class PartitionEngine:
         #: Offset (on the internal batch topic) of the last batch applied, kept with the state
         #: so the worker can tell when batches were skipped (see streams.agents.engine).
         self.batch_offset = -1
+        # (internal offset, largest event time) of the batches that may hold ids of open
+        # intervals, oldest first: where a restart reads the ids back from.
+        self._id_batches: deque[tuple[int, int]] = deque()
+        #: Set by :meth:`load_meta`: read ids back from this offset up to ``batch_offset``.
+        self.restore_ids_from = -1
         #: The wall clock of the last heartbeat (stage 1 caught up): the realtime clock when
         #: it is ahead of the events.
         self.clock_ms = _NO_TIME
@@ -179,6 +188,10 @@ class PartitionEngine:
             offset = offsets[i]
             if offset <= q.applied_offset:
                 redelivered += 1
+                # Applied before a restart (its queue's state was written after this batch):
+                # its id must still count for duplicates.
+                if times[i] >= q.closed_before_ms:
+                    q.seen.setdefault(event_ids[i], times[i])
                 continue
             q.applied_offset = offset
             touched.add(q)
@@ -383,6 +396,35 @@ class PartitionEngine:
 
     # --- changelog shards --------------------------------------------------------------------
 
+    def mark_batch(self, offset: int, batch: ColumnBatch | None) -> None:
+        """Record that the internal-topic message at ``offset`` was applied."""
+        self.batch_offset = offset
+        if batch is not None and batch.rows:
+            self._id_batches.append((offset, int(batch.arrays["ts_ms"].max())))
+
+    def ids_from_offset(self) -> int:
+        """The first internal-topic offset whose batch may hold an id of an open interval."""
+        oldest_open = self._pane_ends[0][0] - self.interval_ms if self._pane_ends else None
+        marks = self._id_batches
+        while marks and (oldest_open is None or marks[0][1] < oldest_open):
+            marks.popleft()
+        return marks[0][0] if marks else self.batch_offset + 1
+
+    def remember_ids(self, offset: int, batch: ColumnBatch) -> None:
+        """Take the ids of an already applied batch back into ``seen`` (recovery): rows at or
+        below their queue's applied offset, in intervals still open."""
+        a = batch.arrays
+        queues = [self.queues.get(key) for key in batch.groups]
+        event_ids = batch.strings["event_id"]
+        for i, (group, source_offset, ts) in enumerate(zip(a["group"].tolist(),
+                                                            a["offset"].tolist(),
+                                                            a["ts_ms"].tolist())):
+            q = queues[group]
+            if q is not None and source_offset <= q.applied_offset and ts >= q.closed_before_ms:
+                q.seen.setdefault(event_ids[i], ts)
+        if batch.rows:
+            self._id_batches.append((offset, int(a["ts_ms"].max())))
+
     def meta_key(self) -> bytes:
         """The table key of the partition's commit marker (see :meth:`meta_value`)."""
         return f"{self.partition}/meta".encode()
@@ -392,12 +434,14 @@ class PartitionEngine:
         flush was acknowledged: what a restarted engine resumes from. Shards written in a flush
         that did not complete hold newer queues; re-applying their rows is skipped per queue."""
         return encode_meta({"partition": self.partition, "batch_offset": self.batch_offset,
+                            "ids_from_offset": self.ids_from_offset(),
                             "partition_max_ts_ms": self.max_ts_ms, "clock_ms": self.clock_ms})
 
     def load_meta(self, value: bytes) -> None:
         """Take the clocks and batch offset of the marker (after every shard was loaded)."""
         meta = decode_meta(value)
         self.batch_offset = meta["batch_offset"]
+        self.restore_ids_from = meta.get("ids_from_offset", self.batch_offset + 1)
         self.max_ts_ms = meta["partition_max_ts_ms"]
         self.clock_ms = meta["clock_ms"]
 
@@ -406,7 +450,7 @@ class PartitionEngine:
         return f"{self.partition}/{shard}".encode()
 
     def shard_value(self, shard: int) -> bytes:
-        """Serialise every queue of ``shard``: its scalars, ids, open calls and panes."""
+        """Serialise every queue of ``shard``: its scalars, open calls and panes (not its ids)."""
         now_ms = max(self.max_ts_ms, self.clock_ms)
         rows: list[int] = []
         described = []

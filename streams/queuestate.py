@@ -4,7 +4,7 @@ Each partition also has a marker value (``CSQM`` + JSON: last applied batch offs
 partition's clocks), written once every shard of a flush is acknowledged.
 
 A shard value is ``CSQS`` + a 4-byte header length + a JSON header (the partition's clocks,
-every queue of the shard with its scalars, ids, open calls, minute panes and agents, the
+every queue of the shard with its scalars, open calls, minute panes and agents, the
 shard's agents) + the :class:`~kernels.PaneState` bytes of the queues' open interval panes, in
 header order. Faust stores it as raw bytes (see :mod:`streams.agents.engine`).
 """
@@ -55,18 +55,19 @@ class QueueState:
         """Everything but the pane contents (those travel as PaneState bytes)."""
         return {
             "key": self.key, "max_ts_ms": self.max_ts_ms, "closed_before_ms": self.closed_before_ms,
-            "applied_offset": self.applied_offset, "seen": list(self.seen.items()),
+            "applied_offset": self.applied_offset,
             "open_calls": list(self.open_calls.items()), "pane_starts": pane_starts,
             "minutes": minutes_to_json(self.minutes),
             "agents": [[agent, state, ts] for agent, (state, ts) in self.agents.items()],
         }
 
     def restore(self, item: dict[str, Any]) -> None:
-        """Take the scalars, ids, open calls, minute panes and agents of :meth:`to_json`."""
+        """Take the scalars, open calls, minute panes and agents of :meth:`to_json`."""
         self.max_ts_ms = item["max_ts_ms"]
         self.closed_before_ms = item["closed_before_ms"]
         self.applied_offset = item["applied_offset"]
-        self.seen = dict(item["seen"])
+        # Written by earlier versions only; now read back from the batch topic on recovery.
+        self.seen = dict(item.get("seen", ()))
         self.open_calls = dict(item["open_calls"])
         self.minutes = minutes_from_json(item.get("minutes", []))
         self.agents = {agent: (state, ts) for agent, state, ts in item.get("agents", [])}

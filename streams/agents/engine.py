@@ -39,7 +39,7 @@ import logging
 import os
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, AsyncIterator
 
 import faust
 import orjson
@@ -47,7 +47,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streams import clients
 from streams.agentstate import UPDATE_MAGIC, decode_updates, encode_updates, updates_by_partition
-from streams.columns import ColumnBatch
+from streams.columns import MAGIC, ColumnBatch
 from streams.contract import event_key
 from streams.engine import PartitionEngine, StepResult
 from streams.errors import BatchFormatError
@@ -89,7 +89,7 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     outputs: list[AIOKafkaProducer] = []
     realtime_due: dict[int, float] = {}
 
-    def engine_for(partition: int) -> PartitionEngine:
+    async def engine_for(partition: int) -> PartitionEngine:
         engine = engines.get(partition)
         if engine is None:
             engine = PartitionEngine(partition, settings.engine, settings.queues)
@@ -103,10 +103,41 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
             meta = state.data.get(meta_key)
             if meta:
                 engine.load_meta(meta)
+            ids = 0
+            async for offset, _, value in read_batches(partition, engine.restore_ids_from,
+                                                       engine.batch_offset + 1):
+                if value[:4] != MAGIC:
+                    continue  # agent updates carry no event ids
+                try:
+                    batch = ColumnBatch.from_bytes(value)
+                except BatchFormatError:
+                    continue  # dead-lettered when it first came; it applied nothing
+                engine.remember_ids(offset, batch)
+                ids += 1
             engines[partition] = engine
-            log.info("engine: partition %d ready, %d queues from %d shards", partition,
-                     len(engine.queues), loaded)
+            log.info("engine: partition %d ready, %d queues from %d shards, event ids from "
+                     "%d batches", partition, len(engine.queues), loaded, ids)
         return engine
+
+    async def read_batches(partition: int, start: int, upto: int
+                           ) -> AsyncIterator[tuple[int, bytes | None, bytes]]:
+        """The internal topic's messages of ``partition`` from ``start`` to ``upto``
+        (exclusive), with a consumer of our own (Faust's delivers only what comes next)."""
+        if start < 0 or start >= upto:
+            return
+        tp = TopicPartition(topics.batches, partition)
+        consumer = clients.consumer(settings.kafka, "engine-reread")
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < upto:
+                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                    if record.offset >= upto:
+                        return
+                    yield record.offset, record.key, record.value
+        finally:
+            await consumer.stop()
 
     async def fill_gap(engine: PartitionEngine, upto: int) -> None:
         """Apply the batches between the state's last one and offset ``upto`` (exclusive)."""
@@ -115,27 +146,16 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
             return
         log.warning("engine: partition %d resumes at batch %d but its state ends at %d; "
                     "reading the batches in between", engine.partition, upto, start - 1)
-        tp = TopicPartition(topics.batches, engine.partition)
-        consumer = clients.consumer(settings.kafka, "engine-gap")
-        await consumer.start()
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            while await consumer.position(tp) < upto:
-                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if record.offset >= upto:
-                        break
-                    await apply_one(engine, record.offset, record.key, record.value)
-                    counts["gap_batches"] += 1
-        finally:
-            await consumer.stop()
+        async for offset, key, value in read_batches(engine.partition, start, upto):
+            await apply_one(engine, offset, key, value)
+            counts["gap_batches"] += 1
 
     async def apply_one(engine: PartitionEngine, offset: int, key: bytes | None,
                         value: bytes) -> None:
         try:
             if value[:4] == UPDATE_MAGIC:
                 step = engine.apply_agent_updates(decode_updates(value))
-                engine.batch_offset = offset
+                engine.mark_batch(offset, None)
                 await publish(engine, step)
                 counts.update(step.counts)
                 return
@@ -143,10 +163,10 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         except BatchFormatError as exc:
             await _dead_letter_batch(dlq, app, topics.batches, engine.partition, offset, key,
                                      value, exc)
-            engine.batch_offset = offset
+            engine.mark_batch(offset, None)
             return
         step = engine.apply(batch)
-        engine.batch_offset = offset
+        engine.mark_batch(offset, batch)
         await publish(engine, step)
         counts.update(step.counts)
 
@@ -253,7 +273,7 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
             try:
                 async with step_lock:
                     message = event.message
-                    engine = engine_for(message.partition)
+                    engine = await engine_for(message.partition)
                     await fill_gap(engine, message.offset)
                     await apply_one(engine, message.offset, message.key, event.value)
                     await publish_realtime(engine)

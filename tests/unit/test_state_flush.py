@@ -29,7 +29,7 @@ def test_a_half_written_flush_is_repaired_by_reapplying_since_the_marker(
     dirty: set[int] = set()
     for offset, batch in enumerate(batches[:crash_at]):
         step = live.apply(batch)
-        live.batch_offset = offset
+        live.mark_batch(offset, batch)
         published += step.records
         dirty |= step.dirty_shards
         if offset == marker_at:  # a complete flush: every dirty shard, then the marker
@@ -46,6 +46,8 @@ def test_a_half_written_flush_is_repaired_by_reapplying_since_the_marker(
             restarted.load_shard(value)
     restarted.load_meta(changelog[restarted.meta_key()])
     assert restarted.batch_offset == marker_at
+    for offset in range(max(restarted.restore_ids_from, 0), marker_at + 1):
+        restarted.remember_ids(offset, batches[offset])  # ids are not in the changelog
     for batch in batches[marker_at + 1:]:  # the gap repair, then the stream goes on
         published += restarted.apply(batch).records
     published += restarted.close_all().records
