@@ -10,9 +10,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
-# --- callslo report: its test renders the HTML report in headless Chromium ---
+# The report's and the wallboard's tests render pages in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
-# --- end callslo report ---
 if ((${#need_apt[@]})); then
     echo "dev/install.sh: installing ${need_apt[*]} (Kafka broker: java, maven; report test: chromium)"
     sudo=""

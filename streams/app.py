@@ -12,11 +12,11 @@ import mode
 
 from streams import clients
 from streams.agents.engine import register_engine
-from streams.agents.slo import register_slo  # issue #5
+from streams.agents.slo import register_slo
 from streams.ingest import IngestStage
 from streams.settings import Settings
 from streams.topics import ensure_topics
-from streams.web import register_web  # issue #7
+from streams.web import register_web
 
 __all__ = ["create_app", "run_worker"]
 
@@ -43,6 +43,8 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.web.public_host,
         web_port=settings.web.port,
         producer_acks=-1,
+        # Changelog shards may be large (see streams/agents/engine.py); Faust's default is 1 MB.
+        producer_max_request_size=clients.MAX_REQUEST_BYTES,
         autodiscover=False,
     )
 
@@ -82,8 +84,8 @@ def create_app(settings: Settings) -> faust.App:
 
     app.service(IngestService)
     engine = register_engine(app, settings)
-    register_slo(app, settings)  # alerts, staffing, error budget (issue #5)
-    register_web(app, settings, engine, IngestService)  # wallboard, API, /metrics (issue #7)
+    register_slo(app, settings)  # alerts, staffing, error budget
+    register_web(app, settings, engine, IngestService)  # wallboard, API, /metrics
     return app
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from streams import __version__
 from streams.errors import CallsloError
 from streams.adapters import ingest_cmd
-from streams import demo  # callslo demo (issue #7)
+from streams import demo
 from streams.settings import Settings
 from streams.simulate import cmd as simulate_cmd
 from streams.slo import staffing_cmd
 from streams.slo.report import cmd as report_cmd  # callslo report
-from streams.slo import plan_cmd  # callslo plan (issue #5)
+from streams.slo import plan_cmd
 
 __all__ = ["main", "build_parser"]
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument("--dir", type=Path, default=None,
                        help="run directory (default ~/.cache/callslo/brokers/PORT)")
     kafka.add_argument("--fresh", action="store_true", help="start: wipe earlier data first")
-    # --- Kafka security for the local broker (docs/security.md) ---
+    # Kafka security for the local broker (docs/security.md)
     kafka.add_argument("--scram-user", default=None, metavar="NAME",
                        help="start: the client port takes only this SCRAM-SHA-512/256 user "
                             "(set when the run dir is formatted: use with --fresh)")
@@ -46,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start: the file whose first line is that user's password")
     kafka.add_argument("--tls", action="store_true",
                        help="start: TLS on the client port, with a CA made in the run dir")
-    # --- end Kafka security ---
     kafka.set_defaults(func=_cmd_kafka)
 
     topics = sub.add_parser("topics", help="create the engine's topics when missing")
@@ -87,10 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     staffing_cmd.add_parser(sub)
     report_cmd.add_parser(sub)  # callslo report (streams/slo/report/)
-    plan_cmd.add_parser(sub)  # callslo plan (issue #5, docs/slo.md)
+    plan_cmd.add_parser(sub)  # docs/slo.md
     simulate_cmd.add_parser(sub)
     ingest_cmd.add_parser(sub)
-    demo.add_parser(sub)  # callslo demo (streams/demo.py, issue #7)
+    demo.add_parser(sub)
     return parser
 
 

@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 from streams.errors import ConfigError
 from streams.secret import Secret, secret_from_env, secret_from_file
-from streams.slo.objectives import SloSettings  # issue #5: the [slo] section
+from streams.slo.objectives import SloSettings
 
 __all__ = [
     "Settings",
@@ -198,7 +198,7 @@ class WebSettings:
     # The address other workers and clients use to reach this one; empty means ``host``, or
     # this machine's hostname when ``host`` binds every interface (as in a container).
     advertised_host: str = ""
-    # --- wallboard access (issue #7/#8; see docs/wallboard.md) ---
+    # Access to the wallboard and API (docs/wallboard.md).
     # The bearer token is never written in the file: it comes from $CALLSLO_WEB_TOKEN or from
     # the first line of token_file. Without one, a host other than loopback is refused unless
     # allow_open says the network in front of the worker is trusted.
@@ -221,7 +221,6 @@ class WebSettings:
         elif env.get("CALLSLO_WEB_TOKEN"):
             token = secret_from_env(env, "CALLSLO_WEB_TOKEN", "CALLSLO_WEB_TOKEN")
         return cls(**values, token=token)
-    # --- end wallboard access ---
 
     @property
     def public_host(self) -> str:
@@ -233,7 +232,7 @@ class WebSettings:
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "web.port", "must be a TCP port (0-65535)")
-        _require(self.max_queues >= 1, "web.max_queues", "must be >= 1")  # issue #7
+        _require(self.max_queues >= 1, "web.max_queues", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -388,7 +387,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     queues: QueueSettings = field(default_factory=QueueSettings)
-    slo: SloSettings = field(default_factory=SloSettings)  # issue #5, docs/slo.md
+    slo: SloSettings = field(default_factory=SloSettings)  # docs/slo.md
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None,
@@ -428,11 +427,11 @@ class Settings:
                 raise ConfigError(f"settings section [{name}] must be a table")
             if name == "queues":
                 built[name] = QueueSettings.from_table(values)
-            elif name == "slo":  # issue #5: objectives, alert limits (docs/slo.md)
+            elif name == "slo":  # objectives, alert limits (docs/slo.md)
                 built[name] = SloSettings.from_table(values)
             elif name == "kafka":
                 built[name] = KafkaSettings.from_table(values, env or {})
-            elif name == "web":  # issue #7: the token comes from the environment or a file
+            elif name == "web":  # the token comes from the environment or a file
                 built[name] = WebSettings.from_table(values, env or {})
             else:
                 built[name] = _build_section(f.default_factory, name, values)  # type: ignore[arg-type]
@@ -451,7 +450,7 @@ _ENV_OVERRIDES = {
     "CALLSLO_WEB_PORT": ("web", "port", int),
     "CALLSLO_PARTITIONS": ("topics", "partitions", int),
     "CALLSLO_DATA_DIR": ("worker", "data_dir", str),
-    "CALLSLO_WEB_ALLOW_OPEN": ("web", "allow_open", _env_bool),  # issue #7
+    "CALLSLO_WEB_ALLOW_OPEN": ("web", "allow_open", _env_bool),
     # Kafka security (docs/security.md); the password itself is read by KafkaSettings.from_table.
     **{f"CALLSLO_KAFKA_{key.upper()}": ("kafka", key, str) for key in (
         "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_env",

@@ -47,15 +47,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         # Realtime records are snapshots: the latest per queue matters, a day is plenty.
         TopicSpec(t.realtime, t.partitions, t.replication,
                   (("retention.ms", str(86_400_000)),)),
-        # --- SLO evaluation (issue #5, docs/slo.md): keyed <tenant>/<queue> like the records
-        # they come from. The evaluator rebuilds firing alerts from the alerts topic at start.
+        # SLO evaluation (docs/slo.md): keyed <tenant>/<queue> like the records they come
+        # from. The evaluator rebuilds firing alerts from the alerts topic at start.
         TopicSpec(t.alerts, t.partitions, t.replication, (("retention.ms", str(90 * 86_400_000)),)),
         TopicSpec(t.staffing, t.partitions, t.replication, (("retention.ms", str(35 * 86_400_000)),)),
         TopicSpec(t.budget, t.partitions, t.replication, (("retention.ms", str(35 * 86_400_000)),)),
-        # --- end SLO evaluation ---
         # Dead letters are evidence for the operator; they are kept until someone deletes them.
+        # A dead letter is the original message plus headers: it needs a little more room
+        # than the events topic allows, or the largest valid message could not be refused.
         TopicSpec(t.dlq, t.partitions, t.replication,
-                  keep_forever + (("max.message.bytes", str(16 * 1024 * 1024)),)),
+                  keep_forever + (("max.message.bytes", str(16 * 1024 * 1024 + 64 * 1024)),)),
     ]
 
 

@@ -74,8 +74,10 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     dlq = app.topic(topics.dlq, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
     # bytes key and value types make Faust use its raw codec: our own compact encoding.
+    # A shard of many busy queues can pass the broker's default 1 MB message limit.
     state = app.Table("queue-state", key_type=bytes, value_type=bytes,
-                      partitions=topics.partitions)
+                      partitions=topics.partitions,
+                      extra_topic_configs={"max.message.bytes": str(16 * 1024 * 1024)})
     engines: dict[int, PartitionEngine] = {}
     counts: Counter[str] = Counter()
     step_lock = asyncio.Lock()
