@@ -46,7 +46,7 @@ def make_settings(tmp_path) -> Callable[..., Settings]:
             "topics": {"events": f"test-{tag}.events", "dlq": f"test-{tag}.dlq",
                        "batches": f"test-{tag}.batches", "intervals": f"test-{tag}.intervals",
                        "realtime": f"test-{tag}.realtime",
-                       "budget": f"test-{tag}.budget",  # issue #5
+                       "budget": f"test-{tag}.budget",
                        "alerts": f"test-{tag}.alerts", "staffing": f"test-{tag}.staffing",
                        "partitions": 3},
             "ingest": {"group_id": f"test-{tag}-ingest"},

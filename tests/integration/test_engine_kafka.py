@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import random
@@ -31,10 +32,12 @@ class Worker:
     def __init__(self, settings, tmp_path: Path, bootstrap: str, name: str = "w1") -> None:
         t = settings.topics
         self.config = tmp_path / "callslo.toml"
+        # Every topic name of the test's settings, so workers of different tests sharing the
+        # session's broker never see each other's records.
+        names = "".join(f'{f.name} = "{getattr(t, f.name)}"\n' for f in dataclasses.fields(t)
+                        if isinstance(getattr(t, f.name), str))
         self.config.write_text(
-            f'[topics]\nevents = "{t.events}"\ndlq = "{t.dlq}"\nbatches = "{t.batches}"\n'
-            f'intervals = "{t.intervals}"\nrealtime = "{t.realtime}"\n'
-            f'partitions = {t.partitions}\n'
+            f'[topics]\n{names}partitions = {t.partitions}\n'
             f'[ingest]\ngroup_id = "{settings.ingest.group_id}"\n'
             f'[worker]\napp_id = "{settings.worker.app_id}"\n')
         self.env = {**os.environ, "CALLSLO_BOOTSTRAP": bootstrap,
