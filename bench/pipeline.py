@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import os
 import signal
 import statistics
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import orjson
@@ -153,20 +156,37 @@ async def topic_times(bootstrap: str, topic: str, skip_key_prefix: bytes = b"\xf
         await consumer.stop()
 
 
-def run_worker(module: str, env: dict[str, str], config: Path, log: Path,
-               done, timeout_s: float) -> None:
+def topic_config(settings: Settings) -> str:
+    """The [topics], [ingest] and [worker] sections naming this run's topics and groups."""
+    t = settings.topics
+    names = "".join(f'{f.name} = "{getattr(t, f.name)}"\n' for f in dataclasses.fields(t)
+                    if isinstance(getattr(t, f.name), str))
+    return (f"[topics]\n{names}partitions = {t.partitions}\n"
+            f'[ingest]\ngroup_id = "{settings.ingest.group_id}"\n'
+            f'[worker]\napp_id = "{settings.worker.app_id}"\n')
+
+
+class WorkerProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc, self.log = proc, log
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the worker exited:\n{self.log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def run_worker_process(bootstrap: str, config: Path, log: Path, data_dir: Path
+                       ) -> Iterator[WorkerProcess]:
+    """``callslo worker --config config`` in its own process until the block ends (SIGTERM)."""
+    env = {**os.environ, "CALLSLO_BOOTSTRAP": bootstrap, "CALLSLO_WEB_PORT": str(free_port()),
+           "CALLSLO_DATA_DIR": str(data_dir)}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", module, "worker", "--config", str(config)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--config", str(config)],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{module} exited:\n{log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{module} did not finish in {timeout_s} s:\n"
-                                   f"{log.read_text()[-3000:]}")
-            time.sleep(1)
+        yield WorkerProcess(proc, log)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -182,7 +202,8 @@ def one_case(bootstrap: str, n_events: int, n_queues: int, workdir: Path,
     settings = Settings.from_mapping({
         "kafka": {"bootstrap": bootstrap},
         "topics": {"events": f"{tag}.events", "dlq": f"{tag}.dlq", "batches": f"{tag}.batches",
-                   "intervals": f"{tag}.intervals", "partitions": PARTITIONS},
+                   "intervals": f"{tag}.intervals", "realtime": f"{tag}.realtime",
+                   "partitions": PARTITIONS},
         "ingest": {"group_id": f"{tag}-ingest"},
         "worker": {"app_id": f"{tag}-app"},
     }, env={})
@@ -198,23 +219,20 @@ def one_case(bootstrap: str, n_events: int, n_queues: int, workdir: Path,
 
     t = settings.topics
     config = workdir / f"{tag}.toml"
-    config.write_text(
-        f'[topics]\nevents = "{t.events}"\ndlq = "{t.dlq}"\nbatches = "{t.batches}"\n'
-        f'intervals = "{t.intervals}"\npartitions = {t.partitions}\n'
-        f'[ingest]\ngroup_id = "{settings.ingest.group_id}"\n'
-        f'[worker]\napp_id = "{settings.worker.app_id}"\n')
-    env = {**os.environ, "CALLSLO_BOOTSTRAP": bootstrap, "CALLSLO_WEB_PORT": str(free_port()),
-           "CALLSLO_DATA_DIR": str(workdir / f"{tag}-data")}
+    config.write_text(topic_config(settings))
     # Every (queue, interval) with events gives one record; count them from the generated data.
     # The closer events' own intervals close only by the idle rule: not waited for, not timed.
     closer = b"acme/closer"
     expected_records = len({(key, orjson.loads(value)["ts_ms"] // INTERVAL_MS)
                             for key, value in messages if not key.startswith(closer)})
-
-    def engine_done() -> bool:
-        return asyncio.run(topic_times(bootstrap, t.intervals, closer))[0] >= expected_records
-
-    run_worker("streams.cli", env, config, workdir / f"{tag}-worker.log", engine_done, 1800)
+    with run_worker_process(bootstrap, config, workdir / f"{tag}-worker.log",
+                            workdir / f"{tag}-data") as worker:
+        deadline = time.monotonic() + 1800
+        while asyncio.run(topic_times(bootstrap, t.intervals, closer))[0] < expected_records:
+            worker.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker did not publish every record within 1800 s")
+            time.sleep(1)
     _, batch_first, _ = asyncio.run(topic_times(bootstrap, t.batches))
     n_records, _, record_last = asyncio.run(topic_times(bootstrap, t.intervals, closer))
     result["engine_events_per_s"] = len(messages) / max((record_last - batch_first) / 1000, 1e-3)
