@@ -176,17 +176,22 @@ class PartitionEngine:
             q.applied_offset = offset
             touched.add(q)
             event_id = event_ids[i]
-            if event_id in q.seen:
+            ts = times[i]
+            start = ts - ts % interval_ms
+            # The horizon before this event (its own time cannot make it late). An id seen
+            # before this horizon belongs to an interval that closed, maybe earlier in this
+            # batch, and is forgotten as _close forgets it between batches: a repeat of it
+            # is late, whatever the batch boundaries.
+            horizon = max(q.closed_before_ms, _floor(q.max_ts_ms - lateness_ms, interval_ms),
+                          _floor(partition_max_ts - idle_ms, interval_ms))
+            seen_ts = q.seen.get(event_id)
+            if seen_ts is not None and seen_ts >= horizon:
                 counts["duplicates"] += 1
                 continue
-            ts = times[i]
             if ts > q.max_ts_ms:
                 q.max_ts_ms = ts
                 if ts > partition_max_ts:
                     partition_max_ts = ts
-            start = ts - ts % interval_ms
-            horizon = max(q.closed_before_ms, _floor(q.max_ts_ms - lateness_ms, interval_ms),
-                          _floor(partition_max_ts - idle_ms, interval_ms))
             if start + interval_ms <= horizon:
                 counts["late"] += 1
                 late_rows.append((i, start, horizon))
