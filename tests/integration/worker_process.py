@@ -60,7 +60,13 @@ class Worker:
         self.starts += 1
 
     def log_tail(self, chars: int = 4000) -> str:
-        return f"--- {self.log_path} ---\n" + self.log_path.read_text(errors="replace")[-chars:]
+        """The end of the worker's log, after the first error in it (what a shutdown's
+        own noise would otherwise push out of view)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        first = min((i for i in (text.find("[ERROR]"), text.find("[CRITICAL]")) if i >= 0),
+                    default=-1)
+        head = "" if first < 0 else f"first error:\n{text[first:first + chars]}\n...\n"
+        return f"--- {self.log_path} ---\n{head}{text[-chars:]}"
 
     @property
     def running(self) -> bool:
