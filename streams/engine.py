@@ -196,25 +196,30 @@ class PartitionEngine:
             q.applied_offset = offset
             touched.add(q)
             event_id = event_ids[i]
-            if event_id in q.seen:
-                duplicates += 1
-                continue
             ts = times[i]
-            if ts > q.max_ts_ms:
-                q.max_ts_ms = ts
-                if ts > partition_max_ts:
-                    partition_max_ts = ts
-                    idle_horizon = ts - idle_ms
-                    idle_horizon -= idle_horizon % interval_ms
             start = ts - ts % interval_ms
-            # The interval is final once the queue's watermark, its last close or the
-            # partition clock's idle horizon passed its end.
+            # The horizon before this event (its own time cannot make it late): the interval
+            # is final once the queue's watermark, its last close or the partition clock's
+            # idle horizon passed its end. An id seen before this horizon belongs to an
+            # interval that closed, maybe earlier in this batch, and is forgotten as _close
+            # forgets it between batches: a repeat of it is late, whatever the batch
+            # boundaries.
             horizon = q.max_ts_ms - lateness_ms
             horizon -= horizon % interval_ms
             if q.closed_before_ms > horizon:
                 horizon = q.closed_before_ms
             if idle_horizon > horizon:
                 horizon = idle_horizon
+            seen_ts = q.seen.get(event_id)
+            if seen_ts is not None and seen_ts >= horizon:
+                duplicates += 1
+                continue
+            if ts > q.max_ts_ms:
+                q.max_ts_ms = ts
+                if ts > partition_max_ts:
+                    partition_max_ts = ts
+                    idle_horizon = ts - idle_ms
+                    idle_horizon -= idle_horizon % interval_ms
             if start + interval_ms <= horizon:
                 late_rows.append((i, start, horizon))
                 continue

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streams import clients
 from streams.columns import ColumnBatch, build_batch
@@ -236,7 +236,16 @@ class IngestStage:
             log.error("ingest: a produce failed; the poll is not committed and will be redelivered")
             raise
         if commit:
-            await self._consumer.commit(commit)
+            try:
+                await self._consumer.commit(commit)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced during this poll: its partitions may belong to another
+                # member now, which reads them again from the last commit. Its batches repeat
+                # ours and stage 2 skips the rows it applied: a crash between steps 3 and 4
+                # without the crash (stopping here would only rebalance the group again).
+                log.warning("ingest: the poll's offsets were not committed (%s); the new "
+                            "owner of its partitions reads it again", exc)
+                self.counts["commits_lost_to_rebalance"] += 1
 
     async def send_heartbeats(self, active: set[TopicPartition]) -> None:
         """Step 5 of the module docstring, after the poll's batches were acknowledged."""

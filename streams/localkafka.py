@@ -348,8 +348,13 @@ def _which(program: str, what: str) -> str:
 
 
 def _kraft_cluster_id() -> str:
-    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding. One in 64
+    # starts with "-", which the storage tool's argument parser takes for an option (and
+    # refuses to format), so such ids are drawn again.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _port_in_use(port: int) -> bool:

@@ -3,116 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import orjson
 import pytest
 
-from streams.contract import event_key
-from streams.localkafka import free_port
 from streams.peek import print_interval_records
 from streams.replay import record_sort_key, replay_lines
 from tests.eventgen import call_events
-from tests.integration.kafka_helpers import now_ms, produce, read_all, topic_exists
+from tests.integration.kafka_helpers import event_message, now_ms, produce, read_all
+from tests.integration.worker_process import Worker, wait_for_records, wait_for_topics
 
 pytestmark = pytest.mark.timeout(420)
-
-
-class Worker:
-    """`callslo worker` in its own process, as an operator runs it."""
-
-    def __init__(self, settings, tmp_path: Path, bootstrap: str, name: str = "w1") -> None:
-        t = settings.topics
-        self.config = tmp_path / "callslo.toml"
-        # Every topic name of the test's settings, so workers of different tests sharing the
-        # session's broker never see each other's records.
-        names = "".join(f'{f.name} = "{getattr(t, f.name)}"\n' for f in dataclasses.fields(t)
-                        if isinstance(getattr(t, f.name), str))
-        self.config.write_text(
-            f'[topics]\n{names}partitions = {t.partitions}\n'
-            f'[ingest]\ngroup_id = "{settings.ingest.group_id}"\n'
-            f'[worker]\napp_id = "{settings.worker.app_id}"\n')
-        self.env = {**os.environ, "CALLSLO_BOOTSTRAP": bootstrap,
-                    "CALLSLO_DATA_DIR": str(tmp_path / f"data-{name}")}
-        self.log_path = tmp_path / f"worker-{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**self.env, "CALLSLO_WEB_PORT": str(free_port())}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--config", str(self.config)],
-                env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def check_alive(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, (
-            f"worker exited:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"worker ignored SIGTERM:\n{self.log_tail()}")
-
-
-def _messages(events):
-    return [(event_key({"tenant": "default", **e}).encode(), orjson.dumps(e)) for e in events]
-
-
-def _final_records(records) -> dict:
-    """One record per (tenant, queue, interval start); a re-published copy must be identical."""
-    final = {}
-    for record in records:
-        value = orjson.loads(record.value)
-        key = record_sort_key(value)
-        assert record.key == f"{value['tenant']}/{value['queue']}".encode()
-        if key in final:
-            assert final[key] == value, f"two different records for {key}"
-        final[key] = value
-    return final
-
-
-def _wait_for_records(worker: Worker, bootstrap: str, topic: str, expected: int,
-                      timeout_s: float = 180) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        worker.check_alive()
-        final = _final_records(asyncio.run(read_all(bootstrap, topic)))
-        if len(final) >= expected:
-            return final
-        assert time.monotonic() < deadline, (
-            f"{len(final)} of {expected} interval records after {timeout_s} s:\n{worker.log_tail()}")
-        time.sleep(1)
-
-
-def _wait_for_topics(worker: Worker, bootstrap: str, settings) -> None:
-    deadline = time.monotonic() + 90
-    t = settings.topics
-    while not all(asyncio.run(topic_exists(bootstrap, name))
-                  for name in (t.events, t.batches, t.intervals)):
-        worker.check_alive()
-        assert time.monotonic() < deadline, f"topics not created:\n{worker.log_tail()}"
-        time.sleep(0.5)
 
 
 def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
@@ -127,13 +31,14 @@ def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
     worker = Worker(settings, tmp_path, kafka_bootstrap)
     worker.start()
     try:
-        _wait_for_topics(worker, kafka_bootstrap, settings)
-        asyncio.run(produce(kafka_bootstrap, settings.topics.events, _messages(events)))
-        final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals,
-                                  len(expected_records))
+        wait_for_topics(kafka_bootstrap, settings, worker.check_alive)
+        asyncio.run(produce(kafka_bootstrap, settings.topics.events,
+                            [event_message(e) for e in events]))
+        final = wait_for_records(kafka_bootstrap, settings.topics.intervals, len(expected_records),
+                                 worker.check_alive)
         time.sleep(3)  # nothing more may follow
-        final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals,
-                                  len(expected_records))
+        final = wait_for_records(kafka_bootstrap, settings.topics.intervals, len(expected_records),
+                                 worker.check_alive)
         assert final == expected_records
         # `callslo records --json` shows the same records
         shown = io.StringIO()
@@ -160,11 +65,11 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka_bootstrap, make_setti
     events = call_events(start, 3000, queues=5, seed=11, duplicates=0.02, gap_ms=6000)
     expected = {record_sort_key(r): r
                 for r in replay_lines((orjson.dumps(e) for e in events), settings).records}
-    messages = _messages(events)
+    messages = [event_message(e) for e in events]
     rng = random.Random(5)
     worker = Worker(settings, tmp_path, kafka_bootstrap)
     worker.start()
-    _wait_for_topics(worker, kafka_bootstrap, settings)
+    wait_for_topics(kafka_bootstrap, settings, worker.check_alive)
     chunks = [messages[i * len(messages) // 5:(i + 1) * len(messages) // 5] for i in range(5)]
     kills = 0
     try:
@@ -182,9 +87,11 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka_bootstrap, make_setti
             kills += 1
             worker.start()
         asyncio.run(produce(kafka_bootstrap, settings.topics.events, chunks[4]))
-        final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals, len(expected))
+        final = wait_for_records(kafka_bootstrap, settings.topics.intervals, len(expected),
+                                 worker.check_alive)
         time.sleep(3)
-        final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals, len(expected))
+        final = wait_for_records(kafka_bootstrap, settings.topics.intervals, len(expected),
+                                 worker.check_alive)
         assert kills == 4
         assert final == expected
     finally:

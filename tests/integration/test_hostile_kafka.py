@@ -19,7 +19,7 @@ from streams.replay import record_sort_key, replay_lines
 from streams.settings import KafkaSettings
 from tests.eventgen import call_events
 from tests.integration.kafka_helpers import now_ms, read_all
-from tests.integration.test_engine_kafka import Worker, _wait_for_records, _wait_for_topics
+from tests.integration.worker_process import Worker, wait_for_records, wait_for_topics
 from tests.unit.fuzz.corpus import hostile_messages
 
 pytestmark = pytest.mark.timeout(480)
@@ -115,7 +115,7 @@ def test_hostile_corpus_through_the_worker(kafka_bootstrap, make_settings, tmp_p
     worker = Worker(settings, tmp_path, kafka_bootstrap)
     worker.start()
     try:
-        _wait_for_topics(worker, kafka_bootstrap, settings)
+        wait_for_topics(kafka_bootstrap, settings, worker.check_alive)
         # Warm up on the first valid messages (stage 2 compiles its kernels on its first
         # batch), so the baseline is a working worker's and the growth is the corpus's.
         warm = next(i for i in range(len(messages)) if i in expected_dead)
@@ -133,11 +133,11 @@ def test_hostile_corpus_through_the_worker(kafka_bootstrap, make_settings, tmp_p
                                           messages[warm:]))
         assert {positions[i][0] for i in expected_dead} == set(range(partitions))
 
-        final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals,
-                                  len(expected_records), timeout_s=240)
+        final = wait_for_records(kafka_bootstrap, settings.topics.intervals,
+                                 len(expected_records), worker.check_alive, timeout_s=240)
         time.sleep(3)  # nothing more may follow
-        final = _wait_for_records(worker, kafka_bootstrap, settings.topics.intervals,
-                                  len(expected_records))
+        final = wait_for_records(kafka_bootstrap, settings.topics.intervals,
+                                 len(expected_records), worker.check_alive)
         assert final == expected_records
 
         # No partition stalls: stage 1 committed every partition to its end.

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests.integration.kafka_helpers import event_message, now_ms, produce, read_all
-from tests.integration.test_engine_kafka import Worker, _wait_for_topics
+from tests.integration.worker_process import Worker, wait_for_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -49,7 +49,7 @@ def test_realtime_records_show_waiting_calls_windows_and_agents(kafka_bootstrap,
     worker = Worker(settings, tmp_path, kafka_bootstrap)
     worker.start()
     try:
-        _wait_for_topics(worker, kafka_bootstrap, settings)
+        wait_for_topics(kafka_bootstrap, settings, worker.check_alive)
         asyncio.run(produce(kafka_bootstrap, settings.topics.events,
                             [event_message(e) for e in events]))
         deadline = time.monotonic() + 120

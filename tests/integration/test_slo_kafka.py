@@ -14,7 +14,7 @@ import pytest
 
 from kernels.erlang import required_agents
 from tests.integration.kafka_helpers import event_message, now_ms, produce, read_all
-from tests.integration.test_engine_kafka import Worker, _wait_for_topics
+from tests.integration.worker_process import Worker, wait_for_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -78,7 +78,7 @@ def test_events_to_alerts_and_staffing_records(kafka_bootstrap, make_settings, t
     worker.config.write_text(_config(settings))
     worker.start()
     try:
-        _wait_for_topics(worker, kafka_bootstrap, settings)
+        wait_for_topics(kafka_bootstrap, settings, worker.check_alive)
         asyncio.run(produce(kafka_bootstrap, settings.topics.events,
                             [event_message(e) for e in events]))
 
