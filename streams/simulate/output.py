@@ -133,7 +133,7 @@ async def produce_kafka(chunks: Iterable[list[Any]], kafka: KafkaSettings, topic
         await asyncio.gather(*window)
         sent += len(window)
     except KafkaError as exc:
-        raise CallsloError(f"cannot produce to {topic} on {bootstrap}: {exc}") from exc
+        raise CallsloError(f"cannot produce to {topic} on {kafka.bootstrap}: {exc}") from exc
     finally:
         await producer.stop()
     return sent

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 
 import orjson
 import pytest
 
 from streams.contract import Decoder
-from streams.errors import ConfigError
+from streams.errors import CallsloError, ConfigError
 from streams.simulate import cmd
 from streams.simulate.faults import RawLine
-from streams.simulate.output import Pacer, write_file
+from streams.settings import KafkaSettings
+from streams.simulate.output import Pacer, produce_kafka, write_file
 
 START_MS = 1_740_960_000_000
 
@@ -147,3 +149,9 @@ def test_parse_start_forms():
     assert cmd.parse_start_ms("2025-03-03") == START_MS
     assert cmd.parse_start_ms("2025-03-03T01:00:00+01:00") == START_MS
     assert cmd.parse_start_ms(str(START_MS)) == START_MS
+
+
+def test_an_unreachable_broker_is_a_clear_error_naming_it():
+    kafka = KafkaSettings(bootstrap="127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(CallsloError, match="127.0.0.1:9"):
+        asyncio.run(produce_kafka([], kafka, "t", Pacer(None, START_MS)))
