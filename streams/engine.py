@@ -24,7 +24,9 @@ Per queue (``<tenant>/<queue>``) the engine keeps:
   the changelog (a busy queue's ids would make every write huge): a restarted engine reads
   them back from the internal batch topic, from :meth:`PartitionEngine.ids_from_offset`
   (see :meth:`PartitionEngine.remember_ids`).
-- ``open_calls``: call id -> time queued, for a wait when an outcome lacks ``wait_ms``.
+- ``open_calls``: call id -> time queued, for a wait when an outcome lacks ``wait_ms``, and
+  for the calls waiting now. ``finished_calls``: outcomes that came before their
+  ``call.queued`` (disorder), so that the late ``call.queued`` does not count as waiting.
 - ``applied_offset``: the last source offset applied. Rows at or below it are a redelivered
   batch and are skipped: each queue's state and its offset are written to the changelog in
   the same shard value, so a crash can never separate them.
@@ -225,9 +227,14 @@ class PartitionEngine:
                 continue
             q.seen[event_id] = ts
             if kind == _QUEUED:
-                q.open_calls[call_ids[i]] = ts
+                # Disorder may bring the outcome first: then the call is not waiting.
+                ended = q.finished_calls.pop(call_ids[i], None) if q.finished_calls else None
+                if ended is None or ts > ended:
+                    q.open_calls[call_ids[i]] = ts
             elif kind in _OUTCOME_CODES:
                 queued_at = q.open_calls.pop(call_ids[i], None)
+                if queued_at is None:
+                    q.finished_calls[call_ids[i]] = ts
                 if queued_at is not None and queued_at < q.max_ts_ms - open_call_ttl_ms:
                     # Forgotten whatever the batch boundaries: the same rule as _close's.
                     expired += 1
@@ -358,9 +365,14 @@ class PartitionEngine:
         for start in closing:
             result.closing_rows.append(q.panes.pop(start))
             result.closing_keys.append(IntervalKey(q.tenant, q.queue, start, q.policy))
-        if q.seen and advanced:
-            # Late events never enter ``seen``, so only a moved horizon makes ids forgettable.
-            q.seen = {eid: ts for eid, ts in q.seen.items() if ts >= q.closed_before_ms}
+        if advanced:
+            # Late events never enter ``seen``, so only a moved horizon makes ids forgettable;
+            # a call.queued older than the horizon would be late, so its outcome is forgotten.
+            if q.seen:
+                q.seen = {eid: ts for eid, ts in q.seen.items() if ts >= q.closed_before_ms}
+            if q.finished_calls:
+                q.finished_calls = {c: ts for c, ts in q.finished_calls.items()
+                                    if ts >= q.closed_before_ms}
         if q.open_calls:
             oldest = q.max_ts_ms - self.settings.open_call_ttl_s * 1000
             if min(q.open_calls.values()) < oldest:

@@ -33,7 +33,8 @@ class QueueState:
     """One ``<tenant>/<queue>``: see the field list in :mod:`streams.engine`."""
 
     __slots__ = ("key", "tenant", "queue", "policy", "shard", "max_ts_ms", "closed_before_ms",
-                 "applied_offset", "seen", "open_calls", "panes", "minutes", "agents",
+                 "applied_offset", "seen", "open_calls", "finished_calls", "panes", "minutes",
+                 "agents",
                  "realtime_at_ms")
 
     def __init__(self, key: str, policy: QueuePolicy, shard: int) -> None:
@@ -46,6 +47,7 @@ class QueueState:
         self.applied_offset = -1
         self.seen: dict[str, int] = {}
         self.open_calls: dict[str, int] = {}
+        self.finished_calls: dict[str, int] = {}
         self.panes: dict[int, int] = {}
         self.minutes: dict[int, MinutePane] = {}
         self.agents: dict[str, tuple[str, int]] = {}
@@ -56,7 +58,8 @@ class QueueState:
         return {
             "key": self.key, "max_ts_ms": self.max_ts_ms, "closed_before_ms": self.closed_before_ms,
             "applied_offset": self.applied_offset,
-            "open_calls": list(self.open_calls.items()), "pane_starts": pane_starts,
+            "open_calls": list(self.open_calls.items()),
+            "finished_calls": list(self.finished_calls.items()), "pane_starts": pane_starts,
             "minutes": minutes_to_json(self.minutes),
             "agents": [[agent, state, ts] for agent, (state, ts) in self.agents.items()],
         }
@@ -69,6 +72,7 @@ class QueueState:
         # Written by earlier versions only; now read back from the batch topic on recovery.
         self.seen = dict(item.get("seen", ()))
         self.open_calls = dict(item["open_calls"])
+        self.finished_calls = dict(item.get("finished_calls", ()))
         self.minutes = minutes_from_json(item.get("minutes", []))
         self.agents = {agent: (state, ts) for agent, state, ts in item.get("agents", [])}
 

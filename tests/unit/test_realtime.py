@@ -157,3 +157,19 @@ def test_replay_fans_agent_updates_out_across_partitions():
     assert result.counts["agent_updates"] == 3
     assert result.counts["agent_events"] == 1
     assert len(result.records) == 2  # agents never change interval records
+
+
+def test_an_outcome_before_its_queued_event_leaves_no_phantom_waiting_call():
+    # Disorder within the allowed lateness: the answer arrives before the call.queued.
+    events = [outcome("call.answered", "c1", 12, 12), call_event("call.queued", 0, "c1"),
+              call_event("call.queued", 20, "c2")]
+    engine = PartitionEngine(0, ENGINE, QUEUES)
+    for batch in batches_of(events, 1):
+        engine.apply(batch)
+    (record,) = engine.realtime(emitted_at_ms=0)
+    assert record["calls_waiting"] == 1  # c2 only
+    # A later queued of the same call (a transfer back into the queue) waits again.
+    engine.apply(next(batches_of([call_event("call.queued", 30, "c1", event_id="c1-again")],
+                                 None, first_offset=10)))
+    (record,) = engine.realtime(emitted_at_ms=0)
+    assert record["calls_waiting"] == 2
