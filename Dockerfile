@@ -45,7 +45,7 @@ EXPOSE 6066
 # follows CALLSLO_WEB_PORT; a port set only in a settings file needs its own HEALTHCHECK.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=4)" \
-        "http://127.0.0.1:${CALLSLO_WEB_PORT:-6066}/"
+        "http://127.0.0.1:${CALLSLO_WEB_PORT:-6066}/healthz"
 
 ENTRYPOINT ["callslo"]
 CMD ["worker"]

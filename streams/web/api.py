@@ -122,6 +122,15 @@ def register_views(app: faust.App, web: WebSettings, view: WallboardView,
             return aioweb.Response(body=body, headers={"Content-Type": content_type,
                                                        "Cache-Control": "no-store"})
 
+    @app.page("/healthz", name="health")
+    class Health(faust.web.View):
+        """For container health checks: needs no token and tells nothing about the queues."""
+
+        async def get(self, request: aioweb.Request) -> aioweb.Response:
+            if is_closing():
+                return _json({"status": "stopping"}, status=503)
+            return _json({"status": "ok"})
+
     @app.page("/static/{name}", name="wallboard-static")
     class Static(faust.web.View):
         async def get(self, request: aioweb.Request, name: str) -> aioweb.Response:

@@ -49,6 +49,9 @@ def test_every_data_path_needs_the_token(serve, tmp_path):
     assert "callslo_queue_calls_waiting" in served.get("/metrics", headers=good)[1]
     # Static assets carry no figures.
     assert served.get("/static/wallboard.js")[0] == 200
+    # The health check neither needs the token nor tells anything about the queues.
+    status, body, _ = served.get("/healthz")
+    assert (status, body) == (200, {"status": "ok"})
 
 
 def test_page_token_becomes_a_cookie_that_the_api_accepts(serve, tmp_path):
