@@ -163,6 +163,7 @@ def _aggregate(
                 records[pane, Field.ABANDONED] += 1
                 if wait <= threshold_ms[i]:
                     records[pane, Field.ABANDONED_WITHIN] += 1
+                records[pane, Field.ABANDONED_WAIT_MS] += wait
                 if wait > records[pane, Field.MAX_WAIT_MS]:
                     records[pane, Field.MAX_WAIT_MS] = wait
         elif k == EventKind.DEQUEUED:

@@ -27,14 +27,15 @@ __all__ = ["Field", "NO_WAIT", "PaneState", "RECORD_WIDTH", "merge_panes", "pane
 class Field(IntEnum):
     """Columns of :attr:`PaneState.records`: one int64 row per pane.
 
-    Counters count events; ``ANSWERED_WAIT_MS`` and ``HANDLE_MS`` are sums in
+    Counters count events; ``ANSWERED_WAIT_MS``, ``ABANDONED_WAIT_MS`` and ``HANDLE_MS`` are sums in
     milliseconds; ``MAX_WAIT_MS`` is a maximum (:data:`NO_WAIT` until a known
     wait arrives). Merging panes adds every field except ``MAX_WAIT_MS``, which
     takes the maximum.
 
     The order is a memory layout: a row is 128 bytes on a 64-byte boundary, and
-    everything a queued, answered, abandoned or dequeued call updates sits in
-    its first cache line, so such an event costs one line of pane state.
+    everything a queued, answered or dequeued call updates sits in its first
+    cache line, so such an event costs one line of pane state (an abandon with a
+    known wait also adds to ``ABANDONED_WAIT_MS`` in the second).
     """
 
     ENTERED = 0
@@ -51,6 +52,9 @@ class Field(IntEnum):
     TRANSFERRED = 11
     WAIT_UNKNOWN = 12
     HANDLE_UNKNOWN = 13
+    # Added later, so in the second line: blocks written before them decode with zeros here.
+    ABANDONED_WAIT_MS = 14
+    DISPOSITIONED = 15
 
 
 NO_WAIT = -1
@@ -185,18 +189,18 @@ class PaneState:
         """
         fields, start = _codec.unpack_header(data, _STATE_HEADER, _STATE_MAGIC, _STATE_VERSION, "pane-state block")
         alpha, min_value, max_value, n_panes, n_fields = fields
-        if n_fields != len(Field):
+        if not 1 <= n_fields <= len(Field):
             raise ValueError(
-                f"pane-state block has {n_fields} fields per pane; this callslo expects {len(Field)} "
-                "(written by another callslo version?)"
+                f"pane-state block has {n_fields} fields per pane; this callslo knows {len(Field)} "
+                "(written by a newer callslo version?)"
             )
         buf = _codec.as_byte_array(data)
-        if n_panes * (len(Field) + 4) > buf.size - start:  # every pane takes at least that many bytes
+        if n_panes * (n_fields + 4) > buf.size - start:  # every pane takes at least that many bytes
             raise ValueError(f"pane-state block claims {n_panes} panes but holds {buf.size - start} bytes")
         state = cls.empty(n_panes, SketchSpec(alpha, min_value, max_value))
         sketches = state.sketches
         end = _codec.decode_panes(
-            buf, start, state.records, _N_FIELDS, sketches.summary, sketches.buckets, state.spec.sub_buckets
+            buf, start, state.records, n_fields, sketches.summary, sketches.buckets, state.spec.sub_buckets
         )
         _codec.check_end(end, buf.size, "pane-state block")
         return state

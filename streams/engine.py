@@ -52,7 +52,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from kernels import EventKind, PaneState, SketchSpec, aggregate
+from kernels import EventKind, Field, PaneState, SketchSpec, aggregate
 from streams.agentstate import AgentRegistry, AgentUpdate, apply_update
 from streams.columns import KIND_CODES, ColumnBatch
 from streams.contract import MAX_DURATION_MS
@@ -267,6 +267,7 @@ class PartitionEngine:
         short_ms = limits[a["group"], 1]
         aggregate(self.panes, pane_index, a["kind"], waits, a["talk_ms"], a["hold_ms"],
                   a["acw_ms"], threshold_ms, short_ms)
+        self._count_dispositions(batch, pane_index)
         self._minutes.add(group_queues, a["group"], a["ts_ms"], pane_index, a["kind"], waits,
                           a["talk_ms"], a["hold_ms"], a["acw_ms"], threshold_ms, short_ms)
         if agent_rows:
@@ -283,6 +284,16 @@ class PartitionEngine:
         self._finish(result)
         self.counts.update(counts)
         return result
+
+    def _count_dispositions(self, batch: ColumnBatch, pane_index: np.ndarray) -> None:
+        """``dispositioned``: applied call.wrapup_ended rows that carry a disposition (the
+        kernel sees numbers only)."""
+        has = np.fromiter((d is not None for d in batch.strings["disposition"]), dtype=bool,
+                          count=batch.rows)
+        rows = pane_index[has & (batch.arrays["kind"] == EventKind.WRAPUP_ENDED)
+                          & (pane_index >= 0)]
+        if rows.size:
+            np.add.at(self.panes.records[:, Field.DISPOSITIONED], rows, 1)
 
     def apply_agent_updates(self, updates: Iterable[AgentUpdate]) -> StepResult:
         """Apply agent changes fanned out to this partition's queues."""

@@ -82,6 +82,8 @@ def window_fields(record: Sequence[int], known_waits: int, policy: QueuePolicy
         "max_wait_s": None if max_wait_ms < 0 else max_wait_ms / 1000.0,
         "transferred": record[Field.TRANSFERRED],
         "wait_unknown": record[Field.WAIT_UNKNOWN],
+        "abandoned_wait_s": record[Field.ABANDONED_WAIT_MS] / 1000.0,
+        "dispositioned": record[Field.DISPOSITIONED],
     }
 
 

@@ -38,8 +38,8 @@ RECORD_FIELDS = {
     "tenant", "queue", "interval_start_ms", "interval_end_ms", "threshold_s", "sl_formula",
     "sl_target", "entered", "offered", "answered", "abandoned", "short_abandoned", "dequeued",
     "answered_within", "abandoned_within", "service_level", "sl_met", "asa_s", "abandon_rate",
-    "handled", "aht_s", "max_wait_s", "transferred", "wait_unknown",
-    *(name for _, name in QUANTILES),
+    "handled", "aht_s", "max_wait_s", "transferred", "wait_unknown", "abandoned_wait_s",
+    "dispositioned", *(name for _, name in QUANTILES),
 }
 OUTCOMES = ("call.answered", "call.abandoned", "call.dequeued")
 
@@ -222,6 +222,9 @@ def reference_record(key: tuple[str, str], start_ms: int,
         "transferred": len(by_type.get("call.transferred", [])),
         "wait_unknown": sum(1 for w in answered_waits + abandoned_waits + dequeued_waits
                             if w is None),
+        "abandoned_wait_s": sum(w for w in abandoned_waits if w is not None) / 1000,
+        "dispositioned": sum(1 for e, _ in by_type.get("call.wrapup_ended", [])
+                             if e.get("disposition") is not None),
     }
     for q, name in QUANTILES:
         record[name] = (known_answered[math.floor((len(known_answered) - 1) * q)] / 1000
@@ -680,7 +683,7 @@ def a_busy_stream() -> list[dict[str, Any]]:
             events.append(call_event("call.ended", t + wait + 100, f"c{i}", **where,
                                      talk_ms=90_000, hold_ms=5_000 * (i % 2)))
             events.append(call_event("call.wrapup_ended", t + wait + 130, f"c{i}", **where,
-                                     acw_ms=30_000))
+                                     acw_ms=30_000, disposition="sale" if i % 2 else None))
         if i % 7 == 0:
             events.append(dict(events[-2]))                 # a re-send
             events.append(agent_event(t + 1))

@@ -61,6 +61,7 @@ def reference(batch: dict[str, np.ndarray], n_panes: int) -> tuple[np.ndarray, l
                     c[Field.WAIT_UNKNOWN] += 1
                 else:
                     c[Field.ABANDONED_WITHIN] += wait <= threshold
+                    c[Field.ABANDONED_WAIT_MS] += wait
                     c[Field.MAX_WAIT_MS] = max(c[Field.MAX_WAIT_MS], wait)
         elif kind is EventKind.DEQUEUED:
             c[Field.DEQUEUED] += 1

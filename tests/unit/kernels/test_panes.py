@@ -101,3 +101,23 @@ def test_take_put_and_resized_move_whole_panes():
         target.put([0], restored)
     with pytest.raises(ValueError, match="not a sketch row"):
         state.take([6])
+
+
+def test_a_block_written_before_the_last_fields_were_added_reads_with_zeros_there():
+    from kernels import _codec
+    from kernels.panes import _STATE_HEADER, _STATE_MAGIC, _STATE_VERSION
+
+    state = PaneState.empty(2)
+    state.records[:, : Field.ABANDONED_WAIT_MS] = 7
+    state.records[:, Field.MAX_WAIT_MS] = 9
+    old_fields = int(Field.ABANDONED_WAIT_MS)  # the 14 fields of the first format
+    spec = state.spec
+    header = _codec.pack_header(_STATE_HEADER, _STATE_MAGIC, _STATE_VERSION, spec.alpha,
+                                spec.min_value, spec.max_value, 2, old_fields)
+    buf = np.empty(_codec.MAX_VARINT_BYTES * 2 * old_fields
+                   + state.sketches.encoded_size_bound(), dtype=np.uint8)
+    end = _codec.encode_panes(buf, state.records, old_fields, state.sketches.summary,
+                              state.sketches.buckets)
+    restored = PaneState.from_bytes(header + buf[:end].tobytes())
+    assert (restored.records[:, : Field.ABANDONED_WAIT_MS] == state.records[:, : Field.ABANDONED_WAIT_MS]).all()
+    assert (restored.records[:, Field.ABANDONED_WAIT_MS:] == 0).all()
