@@ -99,17 +99,20 @@ def ensure_jars(progress=None) -> Path:
     say(f"callslo: fetching Apache Kafka {version} from Maven Central into {libs} (first run only)")
     command = [mvn, "-B", "-f", str(pom_path()), "dependency:copy-dependencies",
                f"-DoutputDirectory={staging}", "-DincludeScope=runtime"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
     downloaded = 0
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        output.append(line.rstrip())
-        if line.startswith("Downloaded from"):
-            downloaded += 1
-            if downloaded % 10 == 0:
-                say(f"callslo: {downloaded} artifacts downloaded ...")
-    if proc.wait() != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+    # The context closes Maven's output pipe (an open pipe left to the garbage collector
+    # is a ResourceWarning, which the test suite treats as an error).
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line.rstrip())
+            if line.startswith("Downloaded from"):
+                downloaded += 1
+                if downloaded % 10 == 0:
+                    say(f"callslo: {downloaded} artifacts downloaded ...")
+    if proc.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
         shutil.rmtree(staging, ignore_errors=True)
         tail = "\n".join(output[-_LOG_TAIL_LINES:])
         raise BrokerError(f"Maven could not fetch Apache Kafka {version} (exit {proc.returncode}):\n{tail}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import socket
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 from streams.errors import BrokerError, ToolMissingError
-from streams.localkafka import Broker, cache_dir, free_port, kafka_version, pom_path
+from streams.localkafka import Broker, cache_dir, ensure_jars, free_port, kafka_version, pom_path
 
 
 def test_version_comes_from_the_pom():
@@ -38,6 +39,46 @@ def test_missing_maven_is_a_clear_error_when_jars_are_not_cached(monkeypatch, tm
     monkeypatch.setenv("PATH", str(only_java))
     with pytest.raises(ToolMissingError, match="mvn"):
         Broker(free_port(), tmp_path / "run").start()
+
+
+def _fake_maven(bin_dir, exit_code: int, jar: str | None):
+    """An ``mvn`` that prints Maven-like download lines and copies ``jar`` (if any) into the
+    ``-DoutputDirectory`` it is given."""
+    bin_dir.mkdir()
+    script = bin_dir / "mvn"
+    make_jar = f'touch "$out/{jar}"' if jar else ":"
+    script.write_text(
+        "#!/bin/sh\n"
+        'for arg in "$@"; do case "$arg" in -DoutputDirectory=*) out="${arg#*=}";; esac; done\n'
+        'i=0; while [ $i -lt 25 ]; do echo "Downloaded from central: x$i.jar"; i=$((i+1)); done\n'
+        f"{make_jar}\nexit {exit_code}\n")
+    script.chmod(0o755)
+    return bin_dir
+
+
+def test_first_run_download_reports_progress_and_closes_mavens_output(monkeypatch, tmp_path):
+    # The suite turns warnings into errors: an unclosed pipe to Maven once failed the first
+    # test of a fresh machine (the only run that downloads) with a ResourceWarning.
+    monkeypatch.setenv("CALLSLO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", f"{_fake_maven(tmp_path / 'bin', 0, 'kafka_2.13-4.1.1.jar')}:/usr/bin:/bin")
+    lines: list[str] = []
+    libs = ensure_jars(lines.append)
+    gc.collect()
+    assert (libs / "kafka_2.13-4.1.1.jar").exists() and (libs / ".complete").exists()
+    assert any("20 artifacts downloaded" in line for line in lines)
+    assert lines[-1].endswith("ready (1 jars)")
+    assert ensure_jars(lines.append) == libs  # cached: no second download
+    assert sum("fetching" in line for line in lines) == 1
+
+
+def test_a_failed_download_names_maven_and_leaves_no_partial_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("CALLSLO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", f"{_fake_maven(tmp_path / 'bin', 1, None)}:/usr/bin:/bin")
+    with pytest.raises(BrokerError, match=r"Maven could not fetch Apache Kafka .*exit 1"):
+        ensure_jars(lambda line: None)
+    gc.collect()
+    assert not any((tmp_path / "cache").glob("kafka-*/libs"))
+    assert not any((tmp_path / "cache").glob("kafka-*/libs-*"))
 
 
 def test_a_port_taken_by_someone_else_is_refused(tmp_path):
