@@ -4,8 +4,9 @@ A call is a *repeat* when the same ``caller`` called the same tenant less than
 ``fcr_window_s`` before; each repeat marks the earlier call unresolved. The counts this
 tracker gives (``first_calls``, ``repeat_calls``) are the fields an interval record needs for
 the ``first_contact_resolution`` indicator: ``first_calls / (first_calls + repeat_calls)``.
-The engine does not apply it yet (v1 records lack the fields); it lives here so the rule and
-its expiry are defined and tested once.
+The engine does not apply it yet: its state is per queue, and one caller's calls to a tenant
+spread over queues on several partitions, so it needs state keyed by caller. It lives here so
+the rule and its expiry are defined and tested once.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """SLO indicators of one interval record: good and total events for an objective.
 
-An indicator whose fields a record does not carry (first-contact resolution and disposition
-coverage need ``first_calls``/``repeat_calls`` and ``dispositioned``, which v1 engine records do
-not have yet) gives ``None`` with a reason, never a made-up number.
+An indicator whose fields a record does not carry (first-contact resolution needs
+``first_calls``/``repeat_calls``, which the engine does not count yet; disposition coverage
+needs ``dispositioned``, missing from records of older engines) gives ``None`` with a reason,
+never a made-up number.
 """
 
 from __future__ import annotations

@@ -95,9 +95,9 @@ def patience(records: list[Mapping[str, Any]]) -> Patience:
     """Mean patience by the standard estimator: total time waited by answered and abandoned
     calls divided by the number of abandons (patience is then exponential, as Erlang A assumes).
 
-    v1 records carry the waits of answered calls (``asa_s`` × answered of known wait) but not
-    those of abandoned calls; when a record has ``abandoned_wait_s`` (their total) it is added,
-    otherwise the estimate is a lower bound and ``basis`` says so.
+    Records carry the waits of answered calls (``asa_s`` × answered of known wait) and of
+    abandoned calls (``abandoned_wait_s``); records of an older engine lack the latter, and
+    then the estimate is a lower bound and ``basis`` says so.
     """
     abandons = sum(r["abandoned"] for r in records)
     if abandons == 0:

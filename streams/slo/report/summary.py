@@ -16,9 +16,12 @@ from streams.records import service_level
 from streams.slo.report.load import COUNT_FIELDS, Loaded, Period
 
 __all__ = ["sl_terms", "GroupReport", "HeatMap", "summarize_group", "worst_intervals",
-           "heat_map", "build_report", "NOT_IN_V1"]
+           "heat_map", "build_report", "NO_REPEAT_CALLERS", "NO_DISPOSITIONS"]
 
-NOT_IN_V1 = "not available in v1 records (slo.queue-intervals.v1 carries no caller or disposition data)"
+NO_REPEAT_CALLERS = ("not in interval records: the engine does not count repeat callers yet "
+                     "(first_calls, repeat_calls)")
+NO_DISPOSITIONS = ("some records carry no dispositioned count (written by an engine before it "
+                   "had one)")
 
 
 def sl_terms(record: dict[str, Any]) -> tuple[int, int]:
@@ -145,12 +148,22 @@ def summarize_group(records: Sequence[dict[str, Any]], period: Period,
         "quality": {
             "transfer_rate": {"value": _ratio(totals["transferred"], totals["handled"]),
                               "transferred": totals["transferred"], "handled": totals["handled"]},
-            "first_contact_resolution": {"value": None, "reason": NOT_IN_V1},
-            "disposition_coverage": {"value": None, "reason": NOT_IN_V1},
+            "first_contact_resolution": {"value": None, "reason": NO_REPEAT_CALLERS},
+            "disposition_coverage": _disposition_coverage(records, totals["handled"]),
         },
         "worst_intervals": worst_intervals(records, period, worst_n),
     }
     return summary, burn_down
+
+
+def _disposition_coverage(records: Sequence[dict[str, Any]], handled: int) -> dict[str, Any]:
+    """Share of the period's handled calls whose wrap-up carried a disposition; from counts,
+    and only when every record has the count (a partial sum would understate it)."""
+    if any(r.get("dispositioned") is None for r in records):
+        return {"value": None, "reason": NO_DISPOSITIONS}
+    dispositioned = sum(r["dispositioned"] for r in records)
+    return {"value": _ratio(dispositioned, handled), "dispositioned": dispositioned,
+            "handled": handled}
 
 
 def _policies(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ import pytest
 from streams.records import service_level
 from streams.slo.report.load import COUNT_FIELDS, Collector, Period
 from streams.slo.report.progress import Progress
-from streams.slo.report.summary import NOT_IN_V1, build_report, heat_map, sl_terms
+from streams.slo.report.summary import (NO_DISPOSITIONS, NO_REPEAT_CALLERS, build_report,
+                                        heat_map, sl_terms)
 from tests.unit.slo.report_records import INTERVAL_MS, at_ms, interval_record
 
 
@@ -199,8 +200,22 @@ def test_rates_and_quality_objectives():
     assert summary["max_wait_s"] == 90.0
     quality = summary["quality"]
     assert quality["transfer_rate"] == {"value": 3 / 20, "transferred": 3, "handled": 20}
-    assert quality["first_contact_resolution"] == {"value": None, "reason": NOT_IN_V1}
-    assert quality["disposition_coverage"] == {"value": None, "reason": NOT_IN_V1}
+    assert quality["first_contact_resolution"] == {"value": None, "reason": NO_REPEAT_CALLERS}
+    # The test records carry no dispositioned count, as records of an older engine.
+    assert quality["disposition_coverage"] == {"value": None, "reason": NO_DISPOSITIONS}
+
+
+def test_disposition_coverage_is_summed_counts_not_a_mean_of_interval_shares():
+    small = interval_record("2025-03-03T09:00", answered=4, handled=4)
+    large = interval_record("2025-03-03T09:15", answered=96, handled=96)
+    small["dispositioned"], large["dispositioned"] = 0, 96  # shares 0 % and 100 %
+    report, _, _ = report_of([small, large])
+    assert queue_summary(report)["quality"]["disposition_coverage"] == {
+        "value": 0.96, "dispositioned": 96, "handled": 100}
+    del small["dispositioned"]  # one record from before the count: no partial sum
+    report, _, _ = report_of([small, large])
+    assert queue_summary(report)["quality"]["disposition_coverage"] == {
+        "value": None, "reason": NO_DISPOSITIONS}
 
 
 def test_heat_map_sums_counts_per_weekday_and_local_slot():
