@@ -45,6 +45,7 @@ def test_settings_are_frozen():
     ({"ingest": {"max_message_bytes": 10}}, "ingest.max_message_bytes"),
     ({"worker": {"broker_session_timeout_s": 3, "broker_heartbeat_interval_s": 3}},
      "worker.broker_session_timeout_s"),
+    ({"worker": {"fetch_max_wait_ms": 5000}}, "worker.fetch_max_wait_ms must be 10..1500"),
     ({"web": 5}, "[web] must be a table"),
 ])
 def test_bad_settings_name_the_key(table, message):
