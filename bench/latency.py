@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import heapq
 import os
 import sys
@@ -28,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from bench.pipeline import run_worker_process, topic_config
 from streams.localkafka import Broker, free_port
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
+from streams.topic_reader import read_topic
 from streams.topics import ensure_topics
 
 PARTITIONS = 6
@@ -94,22 +96,12 @@ async def produce_live(bootstrap: str, topic: str, rate: int, seconds: float, n_
 
 async def realtime_marks(bootstrap: str, topic: str) -> dict[str, tuple[list[int], list[int]]]:
     """Per queue: (as_of_ms list, broker timestamp list), in as_of order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
-    await consumer.start()
     marks: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    value = orjson.loads(r.value)
-                    marks[value["queue"]].append((value["as_of_ms"], r.timestamp))
-    finally:
-        await consumer.stop()
+    async with contextlib.aclosing(read_topic(KafkaSettings(bootstrap=bootstrap), topic,
+                                              range(PARTITIONS), "bench")) as records:
+        async for r in records:
+            value = orjson.loads(r.value)
+            marks[value["queue"]].append((value["as_of_ms"], r.timestamp))
     out = {}
     for queue, items in marks.items():
         items.sort()

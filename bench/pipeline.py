@@ -40,7 +40,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from streams.localkafka import Broker, free_port
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
+from streams.topic_reader import read_topic
 from streams.topics import ensure_topics
 
 INTERVAL_MS = 900_000
@@ -135,25 +136,16 @@ async def topic_times(bootstrap: str, topic: str, skip_key_prefix: bytes = b"\xf
                       ) -> tuple[int, int, int]:
     """(count, first CreateTime, last CreateTime) over a whole topic, leaving out records
     whose key starts with ``skip_key_prefix``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        count, first, last = 0, None, None
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    if r.key and r.key.startswith(skip_key_prefix):
-                        continue
-                    count += 1
-                    first = r.timestamp if first is None else min(first, r.timestamp)
-                    last = r.timestamp if last is None else max(last, r.timestamp)
-        return count, first or 0, last or 0
-    finally:
-        await consumer.stop()
+    count, first, last = 0, None, None
+    async with contextlib.aclosing(read_topic(KafkaSettings(bootstrap=bootstrap), topic,
+                                   range(PARTITIONS), "bench")) as records:
+        async for r in records:
+            if r.key and r.key.startswith(skip_key_prefix):
+                continue
+            count += 1
+            first = r.timestamp if first is None else min(first, r.timestamp)
+            last = r.timestamp if last is None else max(last, r.timestamp)
+    return count, first or 0, last or 0
 
 
 def topic_config(settings: Settings) -> str:

@@ -1,9 +1,9 @@
 """Reading a topic from the beginning of every partition: the one whole-topic reader that
-``callslo records`` and ``callslo report`` share."""
+``callslo records``, ``callslo report``, the benchmarks and the integration tests share."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -15,14 +15,16 @@ __all__ = ["read_topic"]
 
 
 async def read_topic(kafka: KafkaSettings, topic: str, partitions: Sequence[int], role: str, *,
-                     follow: bool = False, poll_ms: int = 500) -> AsyncIterator[ConsumerRecord]:
+                     follow: bool = False, poll_ms: int = 500,
+                     **consumer_options: Any) -> AsyncIterator[ConsumerRecord]:
     """Every message of ``partitions`` of ``topic``, from the beginning of each partition.
 
     Without ``follow`` the read ends at the end offsets taken when it starts, so a topic that
     keeps growing still gives a finite read; with it, new messages keep coming. Messages of
     one partition come in offset order. No consumer group is joined and nothing is committed.
+    ``consumer_options`` go to the consumer (fetch sizes, for example).
     """
-    consumer = clients.consumer(kafka, role)
+    consumer = clients.consumer(kafka, role, **consumer_options)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in partitions]

@@ -6,15 +6,16 @@ and builds its clients through :mod:`streams.clients` as callslo does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, Iterable
 
 import orjson
-from aiokafka import TopicPartition
 
 from streams import clients, topics
 from streams.contract import event_key
 from streams.settings import KafkaSettings
+from streams.topic_reader import read_topic
 
 
 def now_ms() -> int:
@@ -46,26 +47,19 @@ def event_message(event: dict[str, Any]) -> tuple[bytes, bytes]:
 
 async def read_all(bootstrap: Broker, topic: str, timeout_s: float = 30.0) -> list[Any]:
     """Every record currently in ``topic`` (all partitions, from the start)."""
-    consumer = clients.consumer(kafka_settings(bootstrap), "test",
-                                max_partition_fetch_bytes=32 * 1024 * 1024,
-                                fetch_max_bytes=64 * 1024 * 1024)
-    partitions = await partition_ids(bootstrap, topic)
-    await consumer.start()
+    kafka = kafka_settings(bootstrap)
+    partitions = sorted(await partition_ids(bootstrap, topic))
+
+    async def read() -> list[Any]:
+        async with contextlib.aclosing(read_topic(
+                kafka, topic, partitions, "test", max_partition_fetch_bytes=32 * 1024 * 1024,
+                fetch_max_bytes=64 * 1024 * 1024)) as records:
+            return [record async for record in records]
+
     try:
-        deadline = time.monotonic() + timeout_s
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list[Any] = []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end within {timeout_s} s")
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
+        return await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"could not read {topic} to its end within {timeout_s} s") from None
 
 
 async def topic_exists(bootstrap: Broker, topic: str) -> bool:
