@@ -212,7 +212,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     c = result.counts
     print(f"replay: {c['lines']} lines, {c['applied']} applied, {c['duplicates']} duplicates, "
           f"{c['late']} late, {len(result.dead_letters)} rejected {dict(reasons) or ''}, "
-          f"{c['agent_events']} agent events not applied; {len(result.records)} interval records",
+          f"{c['agent_events']} agent state events; {len(result.records)} interval records",
           file=sys.stderr)
     return 0
 

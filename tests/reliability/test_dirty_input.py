@@ -28,7 +28,8 @@ FAULTS = FaultSpec(duplicates=0.02, disorder_ms=60_000, late=0.003, late_delay_m
 def _delivered_late(items) -> list[int]:
     """Positions of the call events the injector delivered late: further behind the latest
     event time delivered before them than disorder or a duplicate's delay can put an event.
-    (Late agent events are not counted: agent.state is validated, not applied.)"""
+    (Late agent events are not counted: agent.state changes an agent's current state, which
+    has no interval to close, so the engine never judges it late.)"""
     bound_ms = max(FAULTS.disorder_ms, DUPLICATE_DELAY_MS)
     latest_ms = -1
     late = []
