@@ -1,4 +1,5 @@
-"""The discrete-event model of a contact center (M(t)/G/n+G) that emits contract-v1 events.
+"""The discrete-event model of a contact center (M(t)/G/n+G): calls, queues and the event
+loop of a run, which emits contract-v1 events.
 
 Per queue, calls arrive as a Poisson process whose rate is constant within each 15-minute
 slot of the intraday profile; every call draws its talk, hold and wrap-up times and its
@@ -7,7 +8,9 @@ the longest-waiting call among its skills (ties: the skill listed first), and a 
 finds several free agents goes to the one idle longest. A waiting call leaves when its
 patience runs out (``call.abandoned``), when the queue's maximum wait runs out
 (``call.dequeued``, reason ``timeout``) or when the last agent serving the queue logs out
-(``call.dequeued``, reason ``empty``).
+(``call.dequeued``, reason ``empty``). The agents (shifts, breaks, states, idle pools) are
+:mod:`streams.simulate.agents`; this module is the :class:`~streams.simulate.agents.Floor`
+they work on.
 
 Events are produced in event-time order (ties in a fixed order), as lists of event dicts, and
 the same seed always gives the same events. Hot-path notes: random draws come in numpy
@@ -24,7 +27,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from streams.simulate.profile import DAY_MS, SLOT_MS, AgentGroup, QueueSpec, Scenario, TenantSpec
+from streams.simulate.agents import TIMER_KINDS, Agent, IdleAgents, Workforce
+from streams.simulate.profile import DAY_MS, SLOT_MS, QueueSpec, Scenario, TenantSpec
 
 __all__ = ["Simulation", "SOURCE", "DRAW_BLOCK"]
 
@@ -32,9 +36,9 @@ SOURCE = "callslo-simulate"
 DRAW_BLOCK = 4096
 DISPOSITIONS = ("resolved", "resolved", "resolved", "follow_up", "escalated")
 
-# Timer kinds, in the heap as (ts_ms, sequence, kind, subject, detail).
-_SHIFT_START, _SHIFT_END, _BREAK_START, _BREAK_END, _TALK_END, _WRAPUP_END, _GIVE_UP, _MAX_WAIT, \
-    _RUN_END = range(9)
+# Timer kinds, in the heap as (ts_ms, sequence, kind, subject, detail): the agents' own
+# (shifts, breaks) are 0 .. TIMER_KINDS - 1, the model's follow.
+_TALK_END, _WRAPUP_END, _GIVE_UP, _MAX_WAIT, _RUN_END = range(TIMER_KINDS, TIMER_KINDS + 5)
 # Call states.
 _WAITING, _ANSWERED, _LEFT = range(3)
 
@@ -51,8 +55,7 @@ class _Tenant:
 
 class _Queue:
     __slots__ = ("name", "tenant", "spec", "rng", "draws", "next_draw", "waiting", "waiting_n",
-                 "idle", "idle_limit", "staffed", "max_wait_ms", "transfer_to", "transfer_kind",
-                 "target")
+                 "idle", "staffed", "max_wait_ms", "transfer_to", "transfer_kind", "target")
 
     def __init__(self, spec: QueueSpec, tenant: _Tenant, rng: np.random.Generator) -> None:
         self.name = spec.name
@@ -63,8 +66,7 @@ class _Queue:
         self.next_draw = 0
         self.waiting: deque[_Call] = deque()  # may hold calls that already left (skipped lazily)
         self.waiting_n = 0
-        self.idle: deque[tuple[_Agent, int]] = deque()  # (agent, token); stale when tokens differ
-        self.idle_limit = 64
+        self.idle = IdleAgents()
         self.staffed = 0  # agents logged in with this skill
         self.max_wait_ms = -1 if spec.max_wait_s is None else round(spec.max_wait_s * 1000)
         transfer = spec.transfer
@@ -109,24 +111,6 @@ class _Call:
         self.draw = draw
 
 
-class _Agent:
-    __slots__ = ("agent_id", "tenant", "skills", "queue_names", "token", "logged_in", "busy",
-                 "away", "leave_due", "break_due", "drain")
-
-    def __init__(self, agent_id: str, tenant: str, skills: list[_Queue]) -> None:
-        self.agent_id = agent_id
-        self.tenant = tenant
-        self.skills = skills
-        self.queue_names = [q.name for q in skills]
-        self.token = 0  # bumped whenever the agent stops being idle
-        self.logged_in = False
-        self.busy = False
-        self.away = False
-        self.leave_due = False
-        self.break_due: tuple[int, str] | None = None
-        self.drain = False  # run over: leave as soon as no call waits for this agent
-
-
 class Simulation:
     """One run of ``scenario`` over ``[start_ms, start_ms + duration_ms)`` of event time.
 
@@ -148,8 +132,7 @@ class Simulation:
         self._seq = 0
         self._ids = 0
         self._out: list[dict[str, Any]] = []
-        self._agents: list[_Agent] = []
-        self._agent_numbers: dict[str, int] = {}
+        self._agents = Workforce(self, start_ms=start_ms, end_ms=self.end_ms)
         seeds = np.random.SeedSequence(seed)
         arrival_times: list[np.ndarray] = []
         self._queues: list[_Queue] = []
@@ -166,13 +149,13 @@ class Simulation:
                 if queue.transfer_kind == "queue":
                     queue.target = by_name[queue.transfer_to]
             for group in tenant_spec.agents:
-                self._add_group(tenant.name, group, [by_name[s] for s in group.skills])
+                self._agents.add_group(tenant.name, group, [by_name[s] for s in group.skills])
         times = np.concatenate(arrival_times) if arrival_times else np.empty(0, np.int64)
         which = np.repeat(np.arange(len(arrival_times)), [len(a) for a in arrival_times])
         order = np.argsort(times, kind="stable")
         self._arrival_ms: list[int] = times[order].tolist()
         self._arrival_queue: list[_Queue] = [self._queues[i] for i in which[order].tolist()]
-        self._push(self.end_ms, _RUN_END, None, None)
+        self.push(self.end_ms, _RUN_END, None, None)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -190,29 +173,8 @@ class Simulation:
         times.sort()
         return times
 
-    def _add_group(self, tenant: str, group: AgentGroup, skills: list[_Queue]) -> None:
-        for _ in range(group.count):
-            number = self._agent_numbers[tenant] = self._agent_numbers.get(tenant, 0) + 1
-            agent = _Agent(f"a-{1000 + number}", tenant, skills)
-            wave = (number - 1) % group.break_waves
-            self._agents.append(agent)
-            if group.shift_s is None:
-                self._push(self.start_ms, _SHIFT_START, agent, None)
-                continue
-            first_day = self.start_ms - self.start_ms % DAY_MS
-            for day in range(first_day, self.end_ms, DAY_MS):
-                login = max(day + group.shift_s[0] * 1000, self.start_ms)
-                logout = min(day + group.shift_s[1] * 1000, self.end_ms)
-                if login >= logout:
-                    continue
-                self._push(login, _SHIFT_START, agent, None)
-                for pause in group.breaks:
-                    at = day + (pause.at_s + wave * group.break_stagger_s) * 1000
-                    if login < at < logout:
-                        self._push(at, _BREAK_START, agent, (pause.duration_s * 1000, pause.reason))
-                self._push(logout, _SHIFT_END, agent, "shift_end")
-
-    def _push(self, ts_ms: int, kind: int, subject: Any, detail: Any) -> None:
+    def push(self, ts_ms: int, kind: int, subject: Any, detail: Any) -> None:
+        """Set a timer: at ``ts_ms`` the handler of ``kind`` gets ``subject`` and ``detail``."""
         self._seq += 1
         heapq.heappush(self._heap, (ts_ms, self._seq, kind, subject, detail))
 
@@ -225,8 +187,8 @@ class Simulation:
         total = len(arrival_ms)
         i = 0
         chunk = self.chunk_events
-        handlers = (self._shift_start, self._shift_end, self._break_start, self._break_end,
-                    self._talk_end, self._wrapup_end, self._give_up, self._max_wait, self._run_end)
+        handlers = self._agents.timer_handlers() + (
+            self._talk_end, self._wrapup_end, self._give_up, self._max_wait, self._run_end)
         while heap or i < total:
             if heap and (i >= total or heap[0][0] <= arrival_ms[i]):
                 ts_ms, _, kind, subject, detail = heapq.heappop(heap)
@@ -244,16 +206,6 @@ class Simulation:
             yield out
 
     # Event ids are "<tenant>-<n>" with one counter for the run: unique and reproducible.
-
-    def _agent_event(self, ts_ms: int, agent: _Agent, state: str) -> None:
-        self._ids = n = self._ids + 1
-        self._out.append({"event_id": f"{agent.tenant}-{n}", "type": "agent.state", "ts_ms": ts_ms,
-                          "tenant": agent.tenant, "source": SOURCE, "agent_id": agent.agent_id,
-                          "state": state, "queues": agent.queue_names})
-
-    def _agent_event_why(self, ts_ms: int, agent: _Agent, state: str, reason: str) -> None:
-        self._agent_event(ts_ms, agent, state)
-        self._out[-1]["reason"] = reason
 
     def _arrive(self, ts_ms: int, queue: _Queue, call_id: str | None, caller: str | None) -> None:
         draw = queue.draw()
@@ -278,12 +230,10 @@ class Simulation:
             call.state = _LEFT
             self._call_left(ts_ms, call, "call.dequeued", "empty")
             return
-        idle = queue.idle
-        while idle:
-            agent, token = idle.popleft()
-            if agent.token == token:
-                self._answer(ts_ms, call, agent)
-                return
+        agent = queue.idle.pop()
+        if agent is not None:
+            self._answer(ts_ms, call, agent)
+            return
         queue.waiting.append(call)
         queue.waiting_n += 1
         patience_ms, max_wait_ms = draw[3], queue.max_wait_ms
@@ -291,23 +241,17 @@ class Simulation:
             self._seq = seq = self._seq + 1
             heappush(self._heap, (ts_ms + patience_ms, seq, _GIVE_UP, call, None))
         elif max_wait_ms >= 0:
-            self._push(ts_ms + max_wait_ms, _MAX_WAIT, call, None)
+            self.push(ts_ms + max_wait_ms, _MAX_WAIT, call, None)
 
-    def _answer(self, ts_ms: int, call: _Call, agent: _Agent) -> None:
+    def _answer(self, ts_ms: int, call: _Call, agent: Agent) -> None:
         call.state = _ANSWERED
-        agent.token += 1
-        agent.busy = True
-        queue = call.queue
         tenant = agent.tenant
-        out = self._out
-        self._ids = n = self._ids + 2
-        out.append({"event_id": f"{tenant}-{n - 1}", "type": "call.answered", "ts_ms": ts_ms,
-                    "tenant": tenant, "source": SOURCE, "call_id": call.call_id,
-                    "queue": queue.name, "agent_id": agent.agent_id,
-                    "wait_ms": ts_ms - call.queued_ms})
-        out.append({"event_id": f"{tenant}-{n}", "type": "agent.state", "ts_ms": ts_ms,
-                    "tenant": tenant, "source": SOURCE, "agent_id": agent.agent_id,
-                    "state": "on_call", "queues": agent.queue_names})
+        self._ids = n = self._ids + 1
+        self._out.append({"event_id": f"{tenant}-{n}", "type": "call.answered", "ts_ms": ts_ms,
+                          "tenant": tenant, "source": SOURCE, "call_id": call.call_id,
+                          "queue": call.queue.name, "agent_id": agent.agent_id,
+                          "wait_ms": ts_ms - call.queued_ms})
+        self._agents.on_call(ts_ms, agent)
         draw = call.draw
         self._seq = seq = self._seq + 1
         heappush(self._heap, (ts_ms + draw[0] + draw[1], seq, _TALK_END, call, agent))
@@ -335,7 +279,7 @@ class Simulation:
             call.queue.waiting_n -= 1
             self._call_left(ts_ms, call, "call.dequeued", "timeout")
 
-    def _talk_end(self, ts_ms: int, call: _Call, agent: _Agent) -> None:
+    def _talk_end(self, ts_ms: int, call: _Call, agent: Agent) -> None:
         queue = call.queue
         tenant = agent.tenant
         draw = call.draw
@@ -355,7 +299,7 @@ class Simulation:
                     "talk_ms": draw[0], "hold_ms": draw[1]})
         acw_ms = draw[2]
         if acw_ms > 0:
-            self._agent_event(ts_ms, agent, "wrapup")
+            self._agents.wrapup(ts_ms, agent)
             self._seq = seq = self._seq + 1
             heappush(self._heap, (ts_ms + acw_ms, seq, _WRAPUP_END, call, agent))
         if transferred and queue.target is not None:
@@ -363,7 +307,7 @@ class Simulation:
         if acw_ms == 0:
             self._wrapup_end(ts_ms, call, agent)
 
-    def _wrapup_end(self, ts_ms: int, call: _Call, agent: _Agent) -> None:
+    def _wrapup_end(self, ts_ms: int, call: _Call, agent: Agent) -> None:
         draw = call.draw
         tenant = agent.tenant
         self._ids = n = self._ids + 1
@@ -372,102 +316,44 @@ class Simulation:
                           "call_id": call.call_id, "queue": call.queue.name,
                           "agent_id": agent.agent_id, "acw_ms": draw[2],
                           "disposition": DISPOSITIONS[draw[8]]})
-        agent.busy = False
-        self._free(ts_ms, agent)
+        self._agents.call_done(ts_ms, agent)
 
-    # -- agents ------------------------------------------------------------------------------
+    def _run_end(self, ts_ms: int, _: Any, __: Any) -> None:
+        self._agents.end_of_run(ts_ms)
 
-    def _free(self, ts_ms: int, agent: _Agent) -> None:
-        """The agent can take calls again (login, end of a call or of a break)."""
-        if agent.leave_due:
-            self._logout(ts_ms, agent, "shift_end")
-            return
-        if agent.break_due is not None:
-            self._start_break(ts_ms, agent, agent.break_due)
-            return
+    # -- the agents' floor (streams.simulate.agents.Floor) -----------------------------------
+
+    def new_event(self, event_type: str, ts_ms: int, tenant: str) -> dict[str, Any]:
+        """Emit an event with its id and the common fields; the caller adds the rest. (The
+        call events above write the same fields inline: they are the hot path.)"""
+        self._ids = n = self._ids + 1
+        event = {"event_id": f"{tenant}-{n}", "type": event_type, "ts_ms": ts_ms,
+                 "tenant": tenant, "source": SOURCE}
+        self._out.append(event)
+        return event
+
+    def longest_waiting(self, skills: list[_Queue]) -> _Call | None:
+        """The call waiting longest in any of ``skills`` (ties: the first skill), or None."""
         best: _Call | None = None
-        for queue in agent.skills:
+        for queue in skills:
             waiting = queue.waiting
             while waiting and waiting[0].state != _WAITING:
                 waiting.popleft()
             if waiting and (best is None or waiting[0].queued_ms < best.queued_ms):
                 best = waiting[0]
-        if best is None and agent.drain:
-            self._logout(ts_ms, agent, "end_of_run")
-            return
-        self._agent_event(ts_ms, agent, "available")
-        if best is not None:
-            best.queue.waiting.popleft()
-            best.queue.waiting_n -= 1
-            self._answer(ts_ms, best, agent)
-            return
-        agent.token += 1
-        entry = (agent, agent.token)
-        for queue in agent.skills:
-            idle = queue.idle
-            idle.append(entry)
-            if len(idle) > queue.idle_limit:  # drop stale entries left by multi-skill agents
-                queue.idle = deque(e for e in idle if e[0].token == e[1])
-                queue.idle_limit = max(64, 2 * len(queue.idle))
+        return best
 
-    def _idle(self, agent: _Agent) -> bool:
-        return agent.logged_in and not agent.busy and not agent.away
+    def answer_waiting(self, ts_ms: int, call: _Call, agent: Agent) -> None:
+        """``agent`` takes ``call``, the one :meth:`longest_waiting` found."""
+        call.queue.waiting.popleft()
+        call.queue.waiting_n -= 1
+        self._answer(ts_ms, call, agent)
 
-    def _shift_start(self, ts_ms: int, agent: _Agent, _: Any) -> None:
-        if agent.logged_in:
-            return
-        agent.logged_in = True
-        agent.leave_due = False
-        for queue in agent.skills:
-            queue.staffed += 1
-        self._free(ts_ms, agent)
-
-    def _shift_end(self, ts_ms: int, agent: _Agent, reason: str) -> None:
-        if not agent.logged_in:
-            return
-        if agent.busy:
-            agent.leave_due = True
-        else:
-            self._logout(ts_ms, agent, reason)
-
-    def _run_end(self, ts_ms: int, _: Any, __: Any) -> None:
-        for agent in self._agents:
-            if agent.logged_in:
-                agent.drain = True
-                if self._idle(agent):
-                    self._logout(ts_ms, agent, "end_of_run")
-
-    def _logout(self, ts_ms: int, agent: _Agent, reason: str) -> None:
-        agent.token += 1
-        agent.logged_in = agent.away = agent.leave_due = False
-        agent.break_due = None
-        self._agent_event_why(ts_ms, agent, "logged_out", reason)
-        for queue in agent.skills:
-            queue.staffed -= 1
-            if queue.staffed == 0:  # nobody left to answer: the ACD empties the queue
-                for call in queue.waiting:
-                    if call.state == _WAITING:
-                        call.state = _LEFT
-                        self._call_left(ts_ms, call, "call.dequeued", "empty")
-                queue.waiting.clear()
-                queue.waiting_n = 0
-
-    def _break_start(self, ts_ms: int, agent: _Agent, pause: tuple[int, str]) -> None:
-        if not agent.logged_in or agent.away:
-            return
-        if agent.busy:
-            agent.break_due = pause  # taken after the current call
-        else:
-            self._start_break(ts_ms, agent, pause)
-
-    def _start_break(self, ts_ms: int, agent: _Agent, pause: tuple[int, str]) -> None:
-        agent.token += 1
-        agent.break_due = None
-        agent.away = True
-        self._agent_event_why(ts_ms, agent, "away", pause[1])
-        self._push(ts_ms + pause[0], _BREAK_END, agent, None)
-
-    def _break_end(self, ts_ms: int, agent: _Agent, _: Any) -> None:
-        if agent.logged_in and agent.away:
-            agent.away = False
-            self._free(ts_ms, agent)
+    def unstaffed(self, ts_ms: int, queue: _Queue) -> None:
+        """The last agent serving ``queue`` logged out: the ACD empties the queue."""
+        for call in queue.waiting:
+            if call.state == _WAITING:
+                call.state = _LEFT
+                self._call_left(ts_ms, call, "call.dequeued", "empty")
+        queue.waiting.clear()
+        queue.waiting_n = 0
