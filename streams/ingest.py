@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -147,6 +147,22 @@ class Condenser:
         return batch, dead
 
 
+#: Polls produced but not yet acknowledged while stage 1 fetches the next: their broker
+#: round trips overlap the next poll's decoding instead of idling the shared event loop.
+_POLLS_IN_FLIGHT = 2
+
+
+@dataclass
+class _Produced:
+    """One poll's pending produces and the offsets to commit once they are acknowledged."""
+
+    pending: list[asyncio.Future[Any]]
+    offsets: dict[TopicPartition, int]
+
+    def acknowledged(self) -> bool:
+        return all(future.done() for future in self.pending)
+
+
 class IngestStage:
     """The stage-1 loop on Kafka. ``await run()`` until ``stop()``; counters in :attr:`counts`."""
 
@@ -189,27 +205,48 @@ class IngestStage:
 
     async def run(self) -> None:
         """Poll, condense, produce, commit; until :meth:`stop`. Kafka errors propagate (the
-        caller's supervisor restarts us; uncommitted polls are redelivered)."""
+        caller's supervisor restarts us; uncommitted polls are redelivered).
+
+        Up to ``_POLLS_IN_FLIGHT`` polls are produced and not yet acknowledged while the next
+        one is fetched and condensed; they are committed in poll order, each once all of its
+        produces are acknowledged, so no offset is committed past an unacknowledged poll.
+        Heartbeats go out only when no poll is in flight (step 5 follows step 4)."""
         assert self._consumer is not None, "call start() first"
         s = self.settings.ingest
         last_report = time.monotonic()
+        in_flight: deque[_Produced] = deque()
+        active: set[TopicPartition] = set()
         while not self._stopping.is_set():
             polled = await self._consumer.getmany(timeout_ms=s.batch_max_ms,
                                                   max_records=s.batch_max_events)
             if polled:
-                await self.process(polled.items())
-            await self.send_heartbeats({tp for tp, records in polled.items() if records})
+                in_flight.append(await self.produce(polled.items()))
+                active.update(tp for tp, records in polled.items() if records)
+            while in_flight and (len(in_flight) > _POLLS_IN_FLIGHT
+                                 or in_flight[0].acknowledged()):
+                await self.commit(in_flight.popleft())
+            if not in_flight:
+                await self.send_heartbeats(active)
+                active = set()
             if time.monotonic() - last_report >= 60 and self.rejections:
                 log.warning("ingest: %d events dead-lettered so far %s",
                             sum(self.rejections.values()), dict(self.rejections))
                 last_report = time.monotonic()
+        # Stopping: finish what was sent (an error above skips this: nothing past it commits).
+        while in_flight:
+            await self.commit(in_flight.popleft())
 
     async def process(self, polled: Iterable[tuple[TopicPartition, list[Any]]]) -> None:
-        """Handle one poll: every partition's batch and dead letters, then commit."""
-        assert self._producer is not None and self._consumer is not None
+        """Handle one poll completely: its batches and dead letters, then its commit."""
+        await self.commit(await self.produce(polled))
+
+    async def produce(self, polled: Iterable[tuple[TopicPartition, list[Any]]]) -> _Produced:
+        """Steps 1-3 of the module docstring for one poll; returns its pending produces and
+        the offsets to commit once they are acknowledged."""
+        assert self._producer is not None
         now_ms = int(time.time() * 1000)
         pending: list[asyncio.Future[Any]] = []
-        commit: dict[TopicPartition, int] = {}
+        offsets: dict[TopicPartition, int] = {}
         for tp, records in polled:
             if not records:
                 continue
@@ -229,15 +266,20 @@ class IngestStage:
                     self.counts["batches"] += 1
                 self.counts["dead_lettered"] += len(dead)
             self.counts["consumed"] += len(records)
-            commit[tp] = records[-1].offset + 1
+            offsets[tp] = records[-1].offset + 1
+        return _Produced(pending, offsets)
+
+    async def commit(self, produced: _Produced) -> None:
+        """Step 4 for one poll: wait for its produces, then commit its offsets."""
+        assert self._consumer is not None
         try:
-            await asyncio.gather(*pending)
+            await asyncio.gather(*produced.pending)
         except KafkaError:
             log.error("ingest: a produce failed; the poll is not committed and will be redelivered")
             raise
-        if commit:
+        if produced.offsets:
             try:
-                await self._consumer.commit(commit)
+                await self._consumer.commit(produced.offsets)
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced during this poll: its partitions may belong to another
                 # member now, which reads them again from the last commit. Its batches repeat
