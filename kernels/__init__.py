@@ -13,6 +13,9 @@ Modules
 :mod:`kernels.sparse`     sparse sketches (non-empty buckets only) for per-minute state
 :mod:`kernels.aggregate`  one pass of a column batch of call events into pane state
 :mod:`kernels.erlang`     Erlang C and Erlang A metrics and required agents
+:mod:`kernels.jsonscan`   flat JSON objects of a batch to typed field slots
+:mod:`kernels.eventcheck` an event contract's rules, as tables, over scanned slots
+:mod:`kernels.spans`      byte spans gathered into string columns, keys interned exactly
 """
 
 from .aggregate import BatchResult, EventKind, aggregate

@@ -33,6 +33,8 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_QUEUES",
     "TYPE_FIELDS",
+    "FIELD_RULES",
+    "CheckSpec",
     "Rejection",
     "Decoder",
     "event_key",
@@ -97,6 +99,28 @@ class Rejection:
 _Check = Callable[[str, Any], "Rejection | None"]
 
 
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """What a field check accepts, as data: stage 1's fast path (:mod:`streams.fastdecode`)
+    builds its tables from these, so both paths apply the same rules. ``kind`` is one of
+    ``identifier``, ``key_part``, ``duration``, ``small_int``, ``text``, ``one_of``
+    (``allowed`` values) and ``key_part_list``; ``no_phone`` adds the refusal of values that
+    look like a dialable number."""
+
+    kind: str
+    allowed: frozenset[str] | None = None
+    no_phone: bool = False
+
+
+def _spec(spec: CheckSpec) -> Callable[[_Check], _Check]:
+    def attach(check: _Check) -> _Check:
+        check.spec = spec  # type: ignore[attr-defined]
+        return check
+
+    return attach
+
+
+@_spec(CheckSpec("identifier"))
 def _identifier(name: str, value: Any) -> Rejection | None:
     if type(value) is not str:
         return Rejection("wrong_type", name, f"{name} must be a string, got {_json_type(value)}")
@@ -106,6 +130,7 @@ def _identifier(name: str, value: Any) -> Rejection | None:
     return None
 
 
+@_spec(CheckSpec("key_part"))
 def _key_part(name: str, value: Any) -> Rejection | None:
     """An identifier that is part of the message key, so it may not contain '/'."""
     bad = _identifier(name, value)
@@ -114,6 +139,7 @@ def _key_part(name: str, value: Any) -> Rejection | None:
     return bad
 
 
+@_spec(CheckSpec("duration"))
 def _duration(name: str, value: Any) -> Rejection | None:
     if type(value) is not int:
         return Rejection("wrong_type", name, f"{name} must be an integer number of milliseconds, "
@@ -125,6 +151,7 @@ def _duration(name: str, value: Any) -> Rejection | None:
     return None
 
 
+@_spec(CheckSpec("small_int"))
 def _small_int(name: str, value: Any) -> Rejection | None:
     if type(value) is not int:
         return Rejection("wrong_type", name, f"{name} must be an integer, got {_json_type(value)}")
@@ -133,6 +160,7 @@ def _small_int(name: str, value: Any) -> Rejection | None:
     return None
 
 
+@_spec(CheckSpec("text"))
 def _text(name: str, value: Any) -> Rejection | None:
     if type(value) is not str:
         return Rejection("wrong_type", name, f"{name} must be a string, got {_json_type(value)}")
@@ -151,6 +179,7 @@ def _no_phone_number(check: _Check) -> _Check:
                                                 "send a pseudonymous key instead")
         return bad
 
+    checked.spec = CheckSpec(check.spec.kind, check.spec.allowed, no_phone=True)  # type: ignore[attr-defined]
     return checked
 
 
@@ -164,9 +193,11 @@ def _one_of(allowed: frozenset[str]) -> _Check:
             return Rejection("bad_value", name, f"{name}={value[:64]!r} is not one of: {choices}")
         return None
 
+    check.spec = CheckSpec("one_of", allowed)  # type: ignore[attr-defined]
     return check
 
 
+@_spec(CheckSpec("key_part_list"))
 def _queue_list(name: str, value: Any) -> Rejection | None:
     if type(value) is not list:
         return Rejection("wrong_type", name, f"{name} must be a list of queue names, "
@@ -201,6 +232,11 @@ _RULES: dict[str, tuple[tuple[str, _Check, bool], ...]] = {
         ("reason", _text, False), ("queues", _queue_list, False)),
 }
 assert set(_RULES) == set(EVENT_TYPES)
+
+#: Per event type, its fields after the common ones as ``(field, CheckSpec, required)``.
+FIELD_RULES: dict[str, tuple[tuple[str, CheckSpec, bool], ...]] = {
+    event_type: tuple((name, check.spec, required) for name, check, required in rules)  # type: ignore[attr-defined]
+    for event_type, rules in _RULES.items()}
 
 #: The fields of each event type beyond the common ones, as its table in the contract lists
 #: them. Any other field is an unknown extra for that type: kept, but never validated, so

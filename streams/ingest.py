@@ -33,8 +33,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from streams import clients
-from streams.columns import ColumnBatch, build_batch
+from streams.columns import ColumnBatch, build_batch, merge_batches
 from streams.contract import Decoder, Rejection
+from streams.fastdecode import FastCondenser
 from streams.settings import Settings
 
 __all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "dlq_headers",
@@ -118,32 +119,53 @@ def size_bounded_chunks(messages: Sequence[Message], max_input_bytes: int = BATC
 
 
 class Condenser:
-    """Decodes the raw messages of one source partition into a column batch plus dead letters."""
+    """Decodes the raw messages of one source partition into a column batch plus dead letters.
+
+    Most messages take the fast path (:class:`streams.fastdecode.FastCondenser`: the whole
+    poll scanned and checked at once); the ones it is not sure of are decoded one by one by
+    the exact :class:`~streams.contract.Decoder`, which accepts them or says why not.
+    """
 
     def __init__(self, decoder: Decoder, source_topic: str) -> None:
         self.decoder = decoder
         self.source_topic = source_topic
+        self.fast = FastCondenser(decoder)
+        self.counts: Counter[str] = Counter()
 
     def condense(self, partition: int, messages: Sequence[Message],
                  now_ms: int) -> tuple[ColumnBatch | None, list[DeadLetter]]:
         """``messages`` are ``(offset, key, value)`` in offset order. Returns the batch of valid
         events (``None`` when there is none) and the dead letters, in offset order."""
+        if not messages:
+            return None, []
+        offsets, keys, values = (list(column) for column in zip(*messages))
+        return self.condense_columns(partition, offsets, keys, values, now_ms)
+
+    def condense_columns(self, partition: int, offsets: list[int], keys: list[bytes | None],
+                         values: list[bytes | None], now_ms: int
+                         ) -> tuple[ColumnBatch | None, list[DeadLetter]]:
+        """:meth:`condense` of messages given as three lists (stage 1's hot path)."""
+        if not offsets:
+            return None, []
+        batch, unsure = self.fast.condense(self.source_topic, partition, offsets, keys, values,
+                                           now_ms)
+        if not unsure.size:
+            return batch, []
         valid: list[tuple[int, dict[str, Any]]] = []
         dead: list[DeadLetter] = []
         decode = self.decoder.decode
-        for offset, key, value in messages:
+        for i in unsure.tolist():
+            offset, key, value = offsets[i], keys[i], values[i]
             outcome = decode(value, key, now_ms)
             if type(outcome) is dict:
                 valid.append((offset, outcome))
             else:
                 dead.append(DeadLetter(self.source_topic, partition, offset, key,
                                        value or b"", outcome))  # type: ignore[arg-type]
-        if not messages:
-            return None, dead
-        batch = None
+        self.counts["exact_decoded"] += len(unsure)
         if valid:
-            batch = build_batch(self.source_topic, partition, valid,
-                                messages[0][0], messages[-1][0])
+            exact = build_batch(self.source_topic, partition, valid, offsets[0], offsets[-1])
+            batch = exact if batch is None else merge_batches(batch, exact)
         return batch, dead
 
 
@@ -250,9 +272,18 @@ class IngestStage:
         for tp, records in polled:
             if not records:
                 continue
-            messages = [(r.offset, r.key, r.value) for r in records]
-            for chunk in size_bounded_chunks(messages):
-                batch, dead = self.condenser.condense(tp.partition, chunk, now_ms)
+            positions = [r.offset for r in records]
+            keys = [r.key for r in records]
+            values = [r.value for r in records]
+            if sum(map(len, filter(None, values))) + _ROW_OVERHEAD_BYTES * len(values) \
+                    <= BATCH_MAX_INPUT_BYTES:
+                chunks = [(positions, keys, values)]
+            else:
+                chunks = [tuple(list(column) for column in zip(*chunk))
+                          for chunk in size_bounded_chunks(list(zip(positions, keys, values)))]
+            for chunk_offsets, chunk_keys, chunk_values in chunks:
+                batch, dead = self.condenser.condense_columns(
+                    tp.partition, chunk_offsets, chunk_keys, chunk_values, now_ms)
                 for letter in dead:
                     self.rejections[letter.rejection.reason] += 1
                     pending.append(await self._producer.send(

@@ -13,7 +13,8 @@ import kernels
 # kernels.aggregate is the function; import the modules by name.
 MODULES = [
     importlib.import_module(f"kernels.{name}")
-    for name in ("_codec", "_jit", "_queueing", "_validate", "aggregate", "erlang", "mapping", "panes", "sketch", "sparse")
+    for name in ("_codec", "_jit", "_queueing", "_validate", "aggregate", "erlang", "eventcheck",
+                 "jsonscan", "mapping", "panes", "sketch", "spans", "sparse")
 ]
 
 
