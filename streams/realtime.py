@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import orjson
 
 from kernels import EventKind, Field, PaneState, SketchSpec, aggregate, merge_sparse
 from kernels import sparse_group_quantiles
@@ -38,13 +39,24 @@ _COUNTERS_ONLY = SketchSpec(alpha=0.49, min_value=1.0, max_value=1.5)
 class MinutePane:
     """Counters (``kernels.Field`` order) and a sparse answered-wait sketch of one minute."""
 
-    __slots__ = ("record", "sketch")
+    __slots__ = ("record", "sketch", "_encoded")
 
     def __init__(self, record: np.ndarray, sketch: SparseSketch) -> None:
         self.record = record
         self.sketch = sketch
+        # The pane's changelog form, kept until the pane changes: every state flush writes
+        # the whole last hour of each dirty queue, and most of its minutes are done.
+        self._encoded: tuple[int, orjson.Fragment] | None = None
+
+    def encoded(self, start: int) -> orjson.Fragment:
+        """``[start, record, bucket positions, counts]`` as JSON, made once per change."""
+        if self._encoded is None or self._encoded[0] != start:
+            self._encoded = (start, orjson.Fragment(orjson.dumps(
+                [start, self.record.tolist(), self.sketch[0].tolist(), self.sketch[1].tolist()])))
+        return self._encoded[1]
 
     def add(self, record: np.ndarray, sketch: SparseSketch) -> None:
+        self._encoded = None
         max_wait = max(self.record[_MAX_WAIT], record[_MAX_WAIT])
         self.record += record
         self.record[_MAX_WAIT] = max_wait
@@ -151,10 +163,10 @@ def realtime_records(queues: Iterable[Any], now_ms: int, spec: SketchSpec,
     return out
 
 
-def minutes_to_json(minutes: dict[int, MinutePane]) -> list[list[Any]]:
-    """The panes of one queue as JSON-ready lists (for the changelog shard)."""
-    return [[start, pane.record.tolist(), pane.sketch[0].tolist(), pane.sketch[1].tolist()]
-            for start, pane in sorted(minutes.items())]
+def minutes_to_json(minutes: dict[int, MinutePane]) -> list[orjson.Fragment]:
+    """The panes of one queue for the changelog shard: each ``[start, record, bucket
+    positions, counts]``, as JSON fragments for ``orjson.dumps``."""
+    return [pane.encoded(start) for start, pane in sorted(minutes.items())]
 
 
 def minutes_from_json(items: list[list[Any]]) -> dict[int, MinutePane]:
