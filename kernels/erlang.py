@@ -65,6 +65,7 @@ __all__ = [
     "erlang_a",
     "erlang_c",
     "required_agents",
+    "required_agents_row",
     "traffic_erlangs",
 ]
 
@@ -319,6 +320,61 @@ def required_agents(
         occupancy=out[q.OCCUPANCY].reshape(shape),
         p_abandon=out[q.P_ABANDON].reshape(shape),
     )
+
+
+def required_agents_row(
+    arrivals: float,
+    interval_s: float,
+    aht_s: float,
+    threshold_s: float,
+    target: float,
+    patience_s: float | None = None,
+    max_occupancy: float = 1.0,
+    shrinkage: float = 0.0,
+) -> dict[str, Any]:
+    """``required_agents(...).row()`` of one scenario given as plain numbers.
+
+    The SLO stage asks for one queue-interval at a time; the array machinery of
+    :func:`required_agents` (validation, broadcasting, masks) costs ~180 us per call
+    there, the kernels a few. Valid inputs go straight to the kernels; anything else takes
+    :func:`required_agents`, which raises the error naming the input.
+    """
+    patience = math.inf if patience_s is None else patience_s
+    values = (arrivals, interval_s, aht_s, threshold_s, target, patience, max_occupancy, shrinkage)
+    if all(type(v) in (float, int) for v in values):
+        lam_n, interval, aht, threshold, tgt, pat, cap, shrink = (float(v) for v in values)
+        traffic = lam_n * aht / interval if interval > 0 else math.inf
+        if (math.isfinite(lam_n) and lam_n >= 0 and math.isfinite(interval) and interval > 0
+                and math.isfinite(aht) and aht > 0 and math.isfinite(threshold) and threshold >= 0
+                and traffic <= MAX_TRAFFIC_ERLANGS and 0 < tgt < 1 and pat > 0
+                and 0 < cap <= 1 and 0 <= shrink < 1):
+            one = lambda v: np.full(1, v)  # noqa: E731
+            raw = np.empty(1, dtype=np.int64)
+            out = np.empty((q.N_METRICS, 1))
+            if math.isinf(pat):
+                q.required_erlang_c_many(one(traffic), one(aht), one(threshold), one(tgt),
+                                         one(cap), raw, out)
+                cheap = True
+            else:
+                lam, mu, theta = one(lam_n / interval), one(1.0 / aht), one(1.0 / pat)
+                cheap = q.erlang_a_terms(np.floor(one(tgt * traffic)), lam, mu, theta)[0] \
+                    <= _MAX_ERLANG_A_TERMS
+                if cheap:
+                    q.required_erlang_a_many(lam, mu, theta, one(threshold), one(tgt), one(cap),
+                                             raw, out)
+            if cheap:
+                agents = int(math.ceil(raw[0] / (1.0 - shrink) * (1.0 - _SHRINKAGE_TOLERANCE)))
+
+                def plain(value: float) -> float | None:
+                    return None if math.isnan(value) else float(value)
+
+                return {"agents": agents, "raw_agents": int(raw[0]), "traffic_erlangs": traffic,
+                        "service_level": plain(out[q.SERVICE_LEVEL, 0]),
+                        "asa_s": plain(out[q.ASA_S, 0]), "p_wait": plain(out[q.P_WAIT, 0]),
+                        "occupancy": plain(out[q.OCCUPANCY, 0]),
+                        "p_abandon": plain(out[q.P_ABANDON, 0])}
+    return required_agents(arrivals, interval_s, aht_s, threshold_s, target, patience_s,
+                           max_occupancy, shrinkage).row()
 
 
 def _solve(kernel: Any, *columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

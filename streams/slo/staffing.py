@@ -10,12 +10,11 @@ agents, so with the defaults the error is below a minute of one agent's changes.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from kernels.erlang import required_agents
+from kernels.erlang import required_agents_row
 
 __all__ = ["StaffedMeter", "Patience", "patience", "staffing_record", "STAFFING_SCHEMA"]
 
@@ -118,8 +117,8 @@ def _required(arrivals: float, interval_s: int, aht_s: float, threshold_s: float
     if not 0 < target < 1:
         return None, f"sl_target {target:g} cannot be staffed for (Erlang needs 0 < target < 1)"
     try:
-        row = required_agents(arrivals, interval_s, aht_s, threshold_s, target,
-                              patience_s=math.inf if patience_s is None else patience_s).row()
+        row = required_agents_row(float(arrivals), float(interval_s), float(aht_s),
+                                  float(threshold_s), float(target), patience_s=patience_s)
     except ValueError as exc:
         return None, str(exc)
     return row, None

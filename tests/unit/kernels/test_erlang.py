@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import linalg, stats
 
 from kernels import erlang_a, erlang_c, required_agents, traffic_erlangs
@@ -297,3 +300,36 @@ def test_very_patient_callers_approach_erlang_c_staffing():
     c = required_agents(1000, 1800, 300, 20, 0.8)
     assert int(a.raw_agents) == int(c.raw_agents)
     assert float(a.service_level) == pytest.approx(float(c.service_level), rel=1e-4)
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=300)
+@given(arrivals=st.floats(0, 5000), aht_s=st.floats(1, 1200), threshold_s=st.floats(0, 120),
+       target=st.floats(0.01, 0.99), patience_s=st.one_of(st.none(), st.floats(5, 900)),
+       shrinkage=st.floats(0, 0.5), cap=st.floats(0.5, 1.0))
+def test_one_scenario_row_equals_the_vectorised_row(arrivals, aht_s, threshold_s, target,
+                                                    patience_s, shrinkage, cap):
+    from kernels.erlang import required_agents_row
+
+    args = (arrivals, 900, aht_s, threshold_s, target)
+    try:
+        expected = required_agents(*args, patience_s=patience_s, max_occupancy=cap,
+                                   shrinkage=shrinkage).row()
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=re.escape(str(exc)[:40])):
+            required_agents_row(*args, patience_s, cap, shrinkage)
+        return
+    assert required_agents_row(*args, patience_s, cap, shrinkage) == expected
+
+
+@pytest.mark.parametrize("bad", [dict(arrivals=-1.0), dict(target=1.0), dict(aht_s=0.0),
+                                 dict(arrivals=float("nan")), dict(arrivals=True),
+                                 dict(patience_s=0.0), dict(arrivals=2e9)])
+def test_one_scenario_row_raises_as_the_vectorised_one(bad):
+    from kernels.erlang import required_agents_row
+
+    args = {"arrivals": 100.0, "interval_s": 900, "aht_s": 180.0, "threshold_s": 20.0,
+            "target": 0.8, **bad}
+    with pytest.raises((ValueError, TypeError)) as expected:
+        required_agents(**args).row()
+    with pytest.raises(type(expected.value), match=re.escape(str(expected.value)[:40])):
+        required_agents_row(**args)
