@@ -52,6 +52,7 @@ from streams.contract import event_key
 from streams.engine import PartitionEngine, StepResult
 from streams.errors import BatchFormatError
 from streams.ingest import dlq_headers
+from streams.publish import send_keyed
 from streams.settings import Settings
 
 __all__ = ["register_engine"]
@@ -59,6 +60,8 @@ __all__ = ["register_engine"]
 log = logging.getLogger(__name__)
 
 _FAIL_STOP_EXIT = 70
+#: Record batches of the engine's outputs: below the broker's default message.max.bytes (1 MB).
+_OUTPUT_BATCH_BYTES = 512 * 1024
 
 
 def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
@@ -174,7 +177,9 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
 
     async def output() -> AIOKafkaProducer:
         if not outputs:
-            producer = clients.producer(settings.kafka, "engine", linger_ms=2)
+            # Records go out as one record batch per partition and step (streams.publish).
+            producer = clients.producer(settings.kafka, "engine", linger_ms=2,
+                                        max_batch_size=_OUTPUT_BATCH_BYTES)
             await producer.start()
             outputs.append(producer)
         return outputs[0]
@@ -184,12 +189,11 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         a producer-wide flush can return before a message handed over a moment earlier has
         even reached the client's queue."""
         now_ms = int(time.time() * 1000)
-        delivered = []
-        send = (await output()).send
-        for record in step.records:
-            delivered.append(await send(
-                topics.intervals, orjson.dumps(record),
-                key=f"{record['tenant']}/{record['queue']}".encode()))
+        producer = await output()
+        send = producer.send
+        delivered = await send_keyed(producer, topics.intervals, (
+            (f"{record['tenant']}/{record['queue']}".encode(), orjson.dumps(record), [])
+            for record in step.records))
         for late in step.late:
             event = late.event
             delivered.append(await send(
@@ -239,14 +243,11 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         if now < realtime_due.get(engine.partition, 0.0):
             return
         realtime_due[engine.partition] = now + settings.engine.realtime_interval_s
-        delivered = []
-        send = (await output()).send
-        for record in engine.realtime(int(time.time() * 1000)):
-            delivered.append(await send(
-                topics.realtime, orjson.dumps(record),
-                key=f"{record['tenant']}/{record['queue']}".encode()))
-        await asyncio.gather(*delivered)
-        counts["realtime_records"] += len(delivered)
+        records = engine.realtime(int(time.time() * 1000))
+        await asyncio.gather(*await send_keyed(await output(), topics.realtime, (
+            (f"{record['tenant']}/{record['queue']}".encode(), orjson.dumps(record), [])
+            for record in records)))
+        counts["realtime_records"] += len(records)
 
     @app.agent(batches, name="callslo-engine")
     async def apply_batches(stream: faust.StreamT) -> None:

@@ -39,6 +39,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams import clients
 from streams.errors import CallsloError
+from streams.publish import send_keyed
 from streams.settings import Settings
 from streams.slo.evaluator import Output, SloEvaluator
 from streams.slo.report.load import check_record
@@ -65,7 +66,8 @@ class SloStage:
 
     async def start(self) -> None:
         s = self.settings
-        self._producer = clients.producer(s.kafka, "slo", linger_ms=5)
+        self._producer = clients.producer(s.kafka, "slo", linger_ms=5,
+                                          max_batch_size=512 * 1024)
         self._consumer = clients.consumer(
             s.kafka, "slo", group_id=f"{s.worker.app_id}-slo",
             session_timeout_ms=s.worker.broker_session_timeout_s * 1000,
@@ -131,10 +133,10 @@ class SloStage:
                     log.error("slo: skipped %s: %s", where, exc)
                     self.counts["bad_records"] += 1
             offsets[tp] = records[-1].offset + 1
-        topics = {"alerts": t.alerts, "staffing": t.staffing, "budget": t.budget}
-        send = self._producer.send
-        delivered = [await send(topics[o.role], orjson.dumps(o.value), key=o.key.encode())
-                     for o in outputs]
+        delivered = []
+        for role, topic in (("alerts", t.alerts), ("staffing", t.staffing), ("budget", t.budget)):
+            delivered += await send_keyed(self._producer, topic, (
+                (o.key.encode(), orjson.dumps(o.value), []) for o in outputs if o.role == role))
         await asyncio.gather(*delivered)
         self.counts.update(f"{o.role}_records" for o in outputs)
         try:
