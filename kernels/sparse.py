@@ -24,7 +24,7 @@ from ._validate import float64_array, int64_column
 from .mapping import OVERFLOW_COL, UNDERFLOW_COL, ZERO_COL, SketchSpec, bucket_of
 from .sketch import Sketches, check_quantiles
 
-__all__ = ["SparseSketch", "sparse_rows", "sparse_groups", "merge_sparse",
+__all__ = ["SparseSketch", "sparse_rows", "sparse_groups", "sparse_groups_flat", "merge_sparse",
            "sparse_group_quantiles", "position_values"]
 
 SparseSketch = tuple[np.ndarray, np.ndarray]
@@ -56,6 +56,15 @@ def sparse_groups(spec: SketchSpec, group: Any, values: Any, n_groups: int
                   ) -> list[SparseSketch]:
     """One sparse sketch per group ``0..n_groups-1`` of ``values[i]`` counted in
     ``group[i]``: the counts :meth:`Sketches.insert` would make, without a dense row."""
+    pos, counts, bounds = sparse_groups_flat(spec, group, values, n_groups)
+    return [(pos[bounds[g]:bounds[g + 1]], counts[bounds[g]:bounds[g + 1]])
+            for g in range(n_groups)]
+
+
+def sparse_groups_flat(spec: SketchSpec, group: Any, values: Any, n_groups: int
+                       ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """:func:`sparse_groups` as ``(pos, counts, bounds)``: group ``g`` is
+    ``pos[bounds[g]:bounds[g + 1]]`` and the same slice of ``counts``."""
     values = float64_array("values", values).reshape(-1)
     group = int64_column("group", np.atleast_1d(group))
     if group.size != values.size:
@@ -70,9 +79,7 @@ def sparse_groups(spec: SketchSpec, group: Any, values: Any, n_groups: int
     cells, counts = np.unique(group * width + positions, return_counts=True)
     owners = cells // width
     bounds = np.searchsorted(owners, np.arange(n_groups + 1))
-    pos = cells - owners * width
-    return [(pos[bounds[g]:bounds[g + 1]], counts[bounds[g]:bounds[g + 1]].astype(np.int64))
-            for g in range(n_groups)]
+    return cells - owners * width, counts.astype(np.int64), bounds.tolist()
 
 
 def sparse_rows(sketches: Sketches, rows: Any) -> list[SparseSketch]:
@@ -103,10 +110,39 @@ def merge_sparse(parts: Sequence[SparseSketch]) -> SparseSketch:
         return _EMPTY
     if len(parts) == 1:
         return parts[0][0].copy(), parts[0][1].copy()
+    if len(parts) == 2:
+        # The common case (a minute pane and a batch's part of it): one linear merge of two
+        # ascending position lists instead of a sort.
+        (a_pos, a_counts), (b_pos, b_counts) = parts
+        pos = np.empty(a_pos.size + b_pos.size, dtype=np.int64)
+        counts = np.empty_like(pos)
+        used = _merge_two(np.ascontiguousarray(a_pos, dtype=np.int64),
+                          np.ascontiguousarray(a_counts, dtype=np.int64),
+                          np.ascontiguousarray(b_pos, dtype=np.int64),
+                          np.ascontiguousarray(b_counts, dtype=np.int64), pos, counts)
+        return pos[:used], counts[:used]
     pos = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
     unique, inverse = np.unique(pos, return_inverse=True)
     return unique, np.bincount(inverse, weights=counts).astype(np.int64)
+
+
+@jit
+def _merge_two(a_pos, a_counts, b_pos, b_counts, pos, counts):
+    i = j = used = 0
+    while i < a_pos.size or j < b_pos.size:
+        if j >= b_pos.size or (i < a_pos.size and a_pos[i] < b_pos[j]):
+            pos[used], counts[used] = a_pos[i], a_counts[i]
+            i += 1
+        elif i >= a_pos.size or b_pos[j] < a_pos[i]:
+            pos[used], counts[used] = b_pos[j], b_counts[j]
+            j += 1
+        else:
+            pos[used], counts[used] = a_pos[i], a_counts[i] + b_counts[j]
+            i += 1
+            j += 1
+        used += 1
+    return used
 
 
 def sparse_group_quantiles(spec: SketchSpec, groups: Sequence[Sequence[SparseSketch]],

@@ -21,7 +21,7 @@ import orjson
 
 from kernels import EventKind, Field, PaneState, SketchSpec, aggregate, merge_sparse
 from kernels import sparse_group_quantiles
-from kernels.sparse import SparseSketch, sparse_groups
+from kernels.sparse import SparseSketch, sparse_groups_flat
 from streams.records import window_fields
 
 __all__ = ["MINUTE_MS", "WINDOWS", "MinutePane", "MinuteAggregator", "realtime_records",
@@ -89,16 +89,19 @@ class MinuteAggregator:
         scratch = PaneState.empty(combos.size, _COUNTERS_ONLY)
         aggregate(scratch, rows, kind, wait_ms, talk_ms, hold_ms, acw_ms, threshold_ms, short_ms)
         answered = applied & (kind == EventKind.ANSWERED) & (wait_ms >= 0)
-        sketches = sparse_groups(self.spec, rows[answered], wait_ms[answered], combos.size)
-        records = scratch.records[:, :_N_FIELDS]
+        pos, counts, bounds = sparse_groups_flat(self.spec, rows[answered], wait_ms[answered],
+                                                 combos.size)
+        # New panes keep rows of this copy (views: one allocation, not one per pane).
+        records = scratch.records[:, :_N_FIELDS].copy()
         for r, value in enumerate(combos.tolist()):
             q = queues[value >> 32]
             start = (value & 0xFFFFFFFF) * MINUTE_MS
+            sketch = (pos[bounds[r]:bounds[r + 1]], counts[bounds[r]:bounds[r + 1]])
             pane = q.minutes.get(start)
             if pane is None:
-                q.minutes[start] = MinutePane(records[r].copy(), sketches[r])
+                q.minutes[start] = MinutePane(records[r], sketch)
             else:
-                pane.add(records[r], sketches[r])
+                pane.add(records[r], sketch)
 
 
 def expire(minutes: dict[int, MinutePane], now_ms: int) -> None:

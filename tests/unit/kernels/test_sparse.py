@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernels import SketchSpec, Sketches, merge_sparse, sparse_group_quantiles, sparse_rows
 from kernels.sparse import sparse_groups
@@ -77,3 +79,20 @@ def test_sparse_groups_count_like_dense_inserts():
         np.testing.assert_array_equal(counts, want_counts)
     with pytest.raises(ValueError, match=">= 0"):
         sparse_groups(SPEC, [0], [-1.0], 1)
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=200)
+@given(a=st.dictionaries(st.integers(0, 60), st.integers(1, 9), max_size=12),
+       b=st.dictionaries(st.integers(0, 60), st.integers(1, 9), max_size=12))
+def test_merging_two_equals_the_general_merge(a, b):
+    def sketch(cells):
+        pos = np.asarray(sorted(cells), dtype=np.int64)
+        return pos, np.asarray([cells[p] for p in pos.tolist()], dtype=np.int64)
+
+    pos, counts = merge_sparse([sketch(a), sketch(b)])
+    want = {p: a.get(p, 0) + b.get(p, 0) for p in set(a) | set(b)}
+    assert dict(zip(pos.tolist(), counts.tolist())) == want
+    assert pos.tolist() == sorted(want)
+    # three parts take the general path: the same cells
+    third = merge_sparse([sketch(a), sketch(b), sketch({61: 1})])
+    assert dict(zip(third[0].tolist(), third[1].tolist())) == {**want, 61: 1}
