@@ -62,8 +62,10 @@ class Consumer:
         return None  # never caught up: no heartbeats in this test
 
 
-def _stage(make_settings, polls):
-    stage = IngestStage(make_settings())
+def _stage(make_settings, polls, batch_max_ms=1, batch_max_events=10_000):
+    # batch_max_ms=1: each stand-in poll stays a poll of its own (see test_poll_gathers_...).
+    stage = IngestStage(make_settings(ingest={"batch_max_ms": batch_max_ms,
+                                              "batch_max_events": batch_max_events}))
     stage._producer = Producer()
     stage._consumer = Consumer(polls)
     return stage
@@ -127,5 +129,22 @@ def test_stopping_commits_the_polls_still_in_flight(make_settings):
             future.set_result(None)
         await asyncio.wait_for(runner, 2)
         assert consumer.commits == [1, 2]
+
+    asyncio.run(scenario())
+
+
+def test_poll_gathers_records_for_batch_max_ms_or_batch_max_events(make_settings):
+    """A live rate brings a few records per fetch; a poll waits for more, up to its limits."""
+    async def scenario():
+        stage = _stage(make_settings, [[0], [1, 2], [3], [4, 5, 6], [7]], batch_max_ms=5_000,
+                       batch_max_events=5)
+        first = await stage.poll()
+        assert [r.offset for r in first[TP]] == [0, 1, 2, 3, 4, 5, 6]  # stops at >= 5
+        stage2 = _stage(make_settings, [[0], [1]], batch_max_ms=50)
+        started = asyncio.get_running_loop().time()
+        polled = await stage2.poll()
+        assert [r.offset for r in polled[TP]] == [0, 1]
+        assert asyncio.get_running_loop().time() - started >= 0.04  # waited out the window
+        assert await _stage(make_settings, []).poll() == {}  # nothing: no waiting for more
 
     asyncio.run(scenario())
