@@ -14,6 +14,7 @@ from faust.transport.drivers import aiokafka as faust_kafka
 
 from streams import clients
 from streams.agents.engine import register_engine
+from streams.agents.fcr import register_fcr
 from streams.agents.slo import register_slo
 from streams.ingest import IngestStage
 from streams.settings import Settings
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> faust.App:
     app.service(IngestService)
     engine = register_engine(app, settings)
     register_slo(app, settings)  # alerts, staffing, error budget
+    register_fcr(app, settings)  # first-contact resolution
     register_web(app, settings, engine, IngestService)  # wallboard, API, /metrics
     return app
 

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "on stderr.")
     replay.add_argument("events", help="events file, - for stdin")
     replay.add_argument("--out", default="-", help="interval records file (default - = stdout)")
+    replay.add_argument("--fcr-out", default=None,
+                        help="also write the first-contact-resolution records (slo.queue-fcr.v1)")
     _add_config(replay)
     replay.set_defaults(func=_cmd_replay)
 
@@ -208,12 +210,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         raise CallsloError(f"cannot write {args.out}: {exc.strerror}") from exc
     with sink:
         write_records(result.records, sink)
+    if args.fcr_out is not None:
+        try:
+            with open(args.fcr_out, "wb") as fcr_sink:
+                write_records(result.fcr_records, fcr_sink)
+        except OSError as exc:
+            raise CallsloError(f"cannot write {args.fcr_out}: {exc.strerror}") from exc
     reasons = Counter(letter.rejection.reason for letter in result.dead_letters)
     c = result.counts
     print(f"replay: {c['lines']} lines, {c['applied']} applied, {c['duplicates']} duplicates, "
           f"{c['late']} late, {len(result.dead_letters)} rejected {dict(reasons) or ''}, "
-          f"{c['agent_events']} agent state events; {len(result.records)} interval records",
-          file=sys.stderr)
+          f"{c['agent_events']} agent state events; {len(result.records)} interval records, "
+          f"{len(result.fcr_records)} first-contact-resolution records", file=sys.stderr)
     return 0
 
 

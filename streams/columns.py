@@ -102,6 +102,12 @@ class StringColumn:
             return [text[o[i]:o[i + 1]] if valid[i] else None for i in range(len(valid))]
         return [blob[o[i]:o[i + 1]].decode() if valid[i] else None for i in range(len(valid))]
 
+    def values_at(self, rows: np.ndarray) -> list[str | None]:
+        """The strings of ``rows`` only (a few rows of a large column)."""
+        o = self.offsets
+        blob = self.blob
+        return [blob[o[r]:o[r + 1]].decode() if self.valid[r] else None for r in rows.tolist()]
+
     def take(self, rows: np.ndarray) -> "StringColumn":
         """The rows ``rows``, in that order."""
         buf = np.frombuffer(self.blob, dtype=np.uint8)

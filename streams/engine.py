@@ -55,6 +55,7 @@ import numpy as np
 from kernels import EventKind, Field, PaneState, SketchSpec, aggregate
 from streams.agentstate import AgentRegistry, AgentUpdate, apply_update
 from streams.columns import KIND_CODES, ColumnBatch
+from streams.contacts import Contact
 from streams.contract import MAX_DURATION_MS
 from streams.errors import BatchFormatError
 from streams.queuestate import NO_TIME as _NO_TIME
@@ -103,6 +104,10 @@ class StepResult:
     counts: Tally[str] = field(default_factory=Tally)
     #: Agent changes for the queues they concern (possibly on other partitions).
     agent_updates: list[AgentUpdate] = field(default_factory=list)
+    #: Applied ``call.queued`` rows with a caller, for first-contact resolution.
+    contacts: list[Contact] = field(default_factory=list)
+    #: The partition's new FCR mark (see :mod:`streams.slo.fcr`), when it moved.
+    fcr_mark_ms: int | None = None
     # Pane rows closed during the step; their records are built in one call at its end.
     closing_rows: list[int] = field(default_factory=list, repr=False)
     closing_keys: list[IntervalKey] = field(default_factory=list, repr=False)
@@ -143,6 +148,8 @@ class PartitionEngine:
         self._shard_queues: dict[int, list[QueueState]] = {}
         # (interval end, queue key) of every open pane, for closing idle queues cheaply.
         self._pane_ends: list[tuple[int, str]] = []
+        # The last FCR mark reported; not stored: a restarted engine reports it again.
+        self._fcr_mark_ms = _NO_TIME
 
     # --- applying batches -------------------------------------------------------------------
 
@@ -268,6 +275,7 @@ class PartitionEngine:
         aggregate(self.panes, pane_index, a["kind"], waits, a["talk_ms"], a["hold_ms"],
                   a["acw_ms"], threshold_ms, short_ms)
         self._count_dispositions(batch, pane_index)
+        result.contacts = self._contacts(batch, pane_index, group_queues)
         self._minutes.add(group_queues, a["group"], a["ts_ms"], pane_index, a["kind"], waits,
                           a["talk_ms"], a["hold_ms"], a["acw_ms"], threshold_ms, short_ms)
         if agent_rows:
@@ -282,8 +290,34 @@ class PartitionEngine:
                         result)
         self._close_through(idle_horizon, result)
         self._finish(result)
+        self._report_mark(result)
         self.counts.update(counts)
         return result
+
+    def _contacts(self, batch: ColumnBatch, pane_index: np.ndarray,
+                  group_queues: list[QueueState | None]) -> list[Contact]:
+        """The applied ``call.queued`` rows that name a caller."""
+        rows = np.flatnonzero((batch.arrays["kind"] == _QUEUED) & (pane_index >= 0)
+                              & batch.texts["caller"].valid)
+        if not rows.size:
+            return []
+        callers = batch.texts["caller"].values_at(rows)
+        call_ids = batch.texts["call_id"].values_at(rows)
+        groups = batch.arrays["group"][rows].tolist()
+        times = batch.arrays["ts_ms"][rows].tolist()
+        out = []
+        for caller, call_id, group, ts_ms in zip(callers, call_ids, groups, times):
+            q = group_queues[group]
+            assert q is not None
+            out.append(Contact(q.tenant, caller, call_id, q.queue, ts_ms))
+        return out
+
+    def _report_mark(self, result: StepResult) -> None:
+        """Every contact this engine reports later has ``ts_ms`` at or after its idle horizon
+        (an earlier call.queued is late here): that horizon is the partition's FCR mark."""
+        mark = _floor(self.max_ts_ms - self.idle_ms, self.interval_ms)
+        if self.max_ts_ms != _NO_TIME and mark > self._fcr_mark_ms:
+            self._fcr_mark_ms = result.fcr_mark_ms = mark
 
     def _count_dispositions(self, batch: ColumnBatch, pane_index: np.ndarray) -> None:
         """``dispositioned``: applied call.wrapup_ended rows that carry a disposition (the
@@ -338,6 +372,7 @@ class PartitionEngine:
         horizon = _floor(self.max_ts_ms - self.idle_ms, self.interval_ms)
         self._close_through(horizon, result)
         self._finish(result)
+        self._report_mark(result)
         if horizon > before and self.queues and not result.dirty_shards:
             # Nothing closed, but the partition clock moved: persist it with some shard, so
             # that a restarted worker judges later events as this one would.

@@ -22,6 +22,7 @@ from streams.contract import Decoder, event_key
 from streams.engine import PartitionEngine
 from streams.ingest import Condenser, DeadLetter
 from streams.settings import Settings
+from streams.slo.fcr import FcrState
 from streams.topics import key_partition
 
 __all__ = ["ReplayResult", "replay_lines", "record_sort_key"]
@@ -35,6 +36,8 @@ class ReplayResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     late: list[Any] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    #: First-contact resolution (``slo.queue-fcr.v1``), sorted like ``records``.
+    fcr_records: list[dict[str, Any]] = field(default_factory=list)
 
 
 def record_sort_key(record: dict[str, Any]) -> tuple[str, str, int]:
@@ -78,6 +81,10 @@ def replay_lines(lines: Iterable[bytes], settings: Settings,
     partitions = settings.topics.partitions
     engines = [PartitionEngine(p, settings.engine, settings.queues) for p in range(partitions)]
     result = ReplayResult(records=[])
+    # The verdicts depend only on the set of contacts, not on their order or routing: one
+    # state for every tenant, judged at the end, gives what the worker's stage publishes.
+    fcr = FcrState(window_s=settings.slo.fcr_window_s, interval_s=settings.engine.interval_s,
+                   source_partitions=partitions)
     now = int(time.time() * 1000) if now_ms is None else now_ms
     for partition, messages in _batches(lines, partitions):
         batch, dead = condenser.condense(partition, messages, now)
@@ -90,11 +97,15 @@ def replay_lines(lines: Iterable[bytes], settings: Settings,
                 engines[target].apply_agent_updates(updates)
             result.records.extend(step.records)
             result.late.extend(step.late)
+            for contact in step.contacts:
+                fcr.add(contact)
     for engine in engines:
         result.records.extend(engine.close_all().records)
         result.counts.update(engine.counts)
     result.counts["dead_lettered"] = len(result.dead_letters)
     result.records.sort(key=record_sort_key)
+    result.fcr_records = sorted(fcr.finish(), key=record_sort_key)
+    result.counts.update({f"fcr_{name}": n for name, n in fcr.counts.items()})
     return result
 
 

@@ -154,6 +154,10 @@ class TopicSettings:
     alerts: str = "slo.alerts.v1"
     staffing: str = "slo.staffing.v1"
     budget: str = "slo.error-budget.v1"
+    # First-contact resolution (docs/metrics.md): the engine's contacts, keyed by tenant, and
+    # the final per-interval records the FCR stage makes of them.
+    contacts: str = "callslo.internal.contacts.v1"
+    fcr: str = "slo.queue-fcr.v1"
     # The events topic and the internal batch topic must have the same partition count:
     # stage 1 writes the batch of source partition p to partition p.
     partitions: int = 6

@@ -1,5 +1,6 @@
-"""Reading a topic from the beginning of every partition: the one whole-topic reader that
-``callslo records``, ``callslo report``, the benchmarks and the integration tests share."""
+"""Reading a topic from the beginning: the one whole-topic reader that ``callslo records``,
+``callslo report``, the benchmarks and the integration tests share, and the one-partition
+reader the SLO and FCR stages rebuild their state with."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aiokafka.structs import ConsumerRecord
 from streams import clients
 from streams.settings import KafkaSettings
 
-__all__ = ["read_topic"]
+__all__ = ["read_topic", "read_partition"]
 
 
 async def read_topic(kafka: KafkaSettings, topic: str, partitions: Sequence[int], role: str, *,
@@ -35,5 +36,28 @@ async def read_topic(kafka: KafkaSettings, topic: str, partitions: Sequence[int]
             for records in (await consumer.getmany(timeout_ms=poll_ms)).values():
                 for record in records:
                     yield record
+    finally:
+        await consumer.stop()
+
+
+async def read_partition(kafka: KafkaSettings, topic: str, partition: int, role: str,
+                         upto: int | None = None) -> AsyncIterator[ConsumerRecord]:
+    """The messages of one partition from its beginning up to offset ``upto`` (exclusive;
+    ``None``: its end when the read starts), in offset order: how a stage that keeps no
+    state of its own rebuilds it at start."""
+    consumer = clients.consumer(kafka, role)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        stop = (await consumer.end_offsets([tp]))[tp]
+        if upto is not None:
+            stop = min(stop, upto)
+        while await consumer.position(tp) < stop:
+            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if record.offset >= stop:
+                    return
+                yield record
     finally:
         await consumer.stop()

@@ -52,6 +52,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.alerts, t.partitions, t.replication, (("retention.ms", str(90 * 86_400_000)),)),
         TopicSpec(t.staffing, t.partitions, t.replication, (("retention.ms", str(35 * 86_400_000)),)),
         TopicSpec(t.budget, t.partitions, t.replication, (("retention.ms", str(35 * 86_400_000)),)),
+        # The FCR stage rebuilds its callers from the contacts of the last window at start
+        # (streams/slo/fcr.py): kept the window and two days more.
+        TopicSpec(t.contacts, t.partitions, t.replication, (
+            ("retention.ms", str((settings.slo.fcr_window_s + 2 * 86_400) * 1000)),)),
+        TopicSpec(t.fcr, t.partitions, t.replication, (("retention.ms", str(400 * 86_400_000)),)),
         # Dead letters are evidence for the operator; they are kept until someone deletes them.
         # A dead letter is the original message plus headers: it needs a little more room
         # than the events topic allows, or the largest valid message could not be refused.

@@ -10,13 +10,16 @@ from typing import Any
 
 def call_events(start_ms: int, calls: int, *, queues: int = 3, tenants: tuple[str, ...] = (
         "acme", "globex"), seed: int = 7, duplicates: float = 0.0, disorder_ms: int = 0,
-                late: float = 0.0, gap_ms: int = 1500) -> list[dict[str, Any]]:
+                late: float = 0.0, gap_ms: int = 1500, callers: int | None = None
+                ) -> list[dict[str, Any]]:
     """Events of ``calls`` calls arriving every ``gap_ms`` from ``start_ms``, in arrival order.
 
     ``duplicates``: share of events sent twice (the copy right after a later event).
     ``disorder_ms``: arrival jitter; events may arrive up to this much out of time order.
     ``late``: share of outcomes re-timed one hour back, so they arrive after their interval
     closed (each gets a fresh event id).
+    ``callers``: callers drawn from this many (repeat callers across queues and tenants);
+    ``None``: from a million, so repeats are rare.
     """
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
@@ -26,7 +29,7 @@ def call_events(start_ms: int, calls: int, *, queues: int = 3, tenants: tuple[st
         t = start_ms + i * gap_ms
         base = {"tenant": tenant, "queue": queue, "call_id": f"{tenant}-c{i}"}
         events.append({"event_id": f"{tenant}-q{i}", "type": "call.queued", "ts_ms": t, **base,
-                       "caller": f"h:{rng.randrange(10**6):06x}"})
+                       "caller": f"h:{rng.randrange(10**6) % (callers or 10**6):06x}"})
         wait = int(rng.expovariate(1 / 25_000))
         outcome = rng.random()
         if outcome < 0.75:

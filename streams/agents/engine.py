@@ -6,9 +6,10 @@ see :meth:`PartitionEngine.shard_value`). Every step follows the same order, so 
 at any point neither loses nor doubles a count:
 
 1. apply the batch (or close idle intervals) in memory;
-2. publish the final interval records, the late dead letters and the agent updates for
-   queues (fanned out to their partitions of the batch topic, see :mod:`streams.agentstate`),
-   and wait for the broker's acknowledgement;
+2. publish the final interval records, the late dead letters, the agent updates for
+   queues (fanned out to their partitions of the batch topic, see :mod:`streams.agentstate`)
+   and the contacts for first-contact resolution (with the partition's mark, see
+   :mod:`streams.contacts`), and wait for the broker's acknowledgement;
 3. at most every ``engine.state_flush_ms`` per partition: write the shards changed since the
    last write to the table's changelog (same partition as the batch), wait for their
    acknowledgement, then write the partition's marker (last applied batch offset and
@@ -24,8 +25,10 @@ repair covers Faust skipping and acknowledging messages fetched in an older gene
 rebalances). Re-applying is always safe: the records come out identical (consumers keep one
 per tenant, queue and interval start), rows at or below a queue's applied offset are skipped
 (a shard written by a flush whose marker never followed is simply ahead), a heartbeat already
-seen changes nothing. An unexpected error stops the process (fail-stop); skipping a batch
-would lose calls. Pending state is written when partitions are revoked and at shutdown.
+seen changes nothing, and the FCR stage recognises contacts sent again (by their call id, or
+their time before its watermark). An unexpected error stops the process (fail-stop); skipping
+a batch would lose calls. Pending state is written when partitions are revoked and at
+shutdown.
 
 Realtime records (``slo.queue-realtime.v1``) are snapshots, not part of the exactly-once
 result: after a step, a partition whose last snapshot is ``realtime_interval_s`` old publishes
@@ -48,6 +51,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from streams import clients
 from streams.agentstate import UPDATE_MAGIC, decode_updates, encode_updates, updates_by_partition
 from streams.columns import MAGIC, ColumnBatch
+from streams.contacts import contact_messages
 from streams.contract import event_key
 from streams.engine import PartitionEngine, StepResult
 from streams.errors import BatchFormatError
@@ -208,6 +212,9 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         for partition, updates in updates_by_partition(step.agent_updates, topics.partitions).items():
             delivered.append(await send(topics.batches, encode_updates(updates),
                                         partition=partition))
+        for partition, value in contact_messages(engine.partition, step.contacts,
+                                                 step.fcr_mark_ms, topics.partitions).items():
+            delivered.append(await send(topics.contacts, value, partition=partition))
         await asyncio.gather(*delivered)
         dirty.setdefault(engine.partition, set()).update(step.dirty_shards)
         flush_ms = settings.engine.state_flush_ms
@@ -216,6 +223,7 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         counts["records"] += len(step.records)
         counts["late"] += len(step.late)
         counts["agent_updates_sent"] += len(step.agent_updates)
+        counts["contacts_sent"] += len(step.contacts)
 
     async def flush(engine: PartitionEngine) -> None:
         """Step 3: the shards changed since the last flush, then the partition's marker, each

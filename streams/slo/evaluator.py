@@ -53,6 +53,8 @@ class SloEvaluator:
         self.alerts = AlertMachine()
         self._required_now: dict[tuple[str, str], tuple[int, int | None]] = {}
         self.duplicates = 0
+        #: First-contact-resolution counts that came before their interval record.
+        self._fcr_early: dict[tuple[tuple[str, str], int], dict[str, int]] = {}
 
     # -- interval records --------------------------------------------------------------------
 
@@ -67,6 +69,7 @@ class SloEvaluator:
             self.duplicates += 1
             return []
         slim = {name: record.get(name) for name in _KEPT}
+        slim.update(self._fcr_early.pop((key, start), {}))
         queue_history[start] = slim
         self.forecast.add(slim)
         self._trim(key, start)
@@ -77,8 +80,30 @@ class SloEvaluator:
             return []
         return self._staffing(key, slim) + self._budgets(key, end)
 
+    def on_fcr(self, record: Mapping[str, Any], now_ms: int, quiet: bool = False
+               ) -> list[Output]:
+        """A first-contact-resolution record (``slo.queue-fcr.v1``): its counts join the
+        interval's; the budgets of the queue's FCR objectives are evaluated again, since the
+        counts come a little after the interval record."""
+        key = (record["tenant"], record["queue"])
+        start = record["interval_start_ms"]
+        counts = {"first_calls": record["first_calls"], "repeat_calls": record["repeat_calls"]}
+        interval = self.history[key].get(start)
+        if interval is None:
+            if not self.history[key]:
+                del self.history[key]
+            self._fcr_early[(key, start)] = counts
+            return []
+        interval.update(counts)
+        end = record["interval_end_ms"]
+        if quiet or now_ms - end > self.slo.alerts.stale_after_s * 1000 + self.interval_ms:
+            return []
+        return self._budgets(key, end, indicator="first_contact_resolution")
+
     def _trim(self, key: tuple[str, str], start: int) -> None:
         keep_from = start - (self.slo.longest_window_days + 7) * DAY_MS
+        for early in [e for e in self._fcr_early if e[0] == key and e[1] < keep_from]:
+            del self._fcr_early[early]
         history = self.history[key]
         if min(history) < keep_from:
             for old in [s for s in history if s < keep_from]:
@@ -127,10 +152,13 @@ class SloEvaluator:
         sums["sl_formula"] = records[-1]["sl_formula"]
         return sums
 
-    def _budgets(self, key: tuple[str, str], end_ms: int) -> list[Output]:
+    def _budgets(self, key: tuple[str, str], end_ms: int, indicator: str | None = None
+                 ) -> list[Output]:
         tenant, queue = key
         out = []
         for name, objective in sorted(self.slo.objectives(tenant, queue).items()):
+            if indicator is not None and objective.indicator != indicator:
+                continue
             record, alerts = self._budget(key, name, objective, end_ms)
             out.append(Output("budget", f"{tenant}/{queue}", record))
             out += [Output("alerts", f"{tenant}/{queue}", a) for a in alerts]

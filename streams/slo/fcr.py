@@ -1,54 +1,154 @@
-"""First-contact resolution by repeat callers: per-caller state with expiry.
+"""First-contact resolution by repeat callers: contacts in, one final record per queue interval.
 
-A call is a *repeat* when the same ``caller`` called the same tenant less than
-``fcr_window_s`` before; each repeat marks the earlier call unresolved. The counts this
-tracker gives (``first_calls``, ``repeat_calls``) are the fields an interval record needs for
-the ``first_contact_resolution`` indicator: ``first_calls / (first_calls + repeat_calls)``.
-The engine does not apply it yet: its state is per queue, and one caller's calls to a tenant
-spread over queues on several partitions, so it needs state keyed by caller. It lives here so
-the rule and its expiry are defined and tested once.
+A *contact* is a ``call.queued`` event with a ``caller`` that the engine applied (not a
+duplicate, not late), as the engine of its queue's partition reports it. A contact is a
+*repeat* when the same caller had an earlier contact with the same tenant less than
+``fcr_window_s`` before it (earlier: by ``(ts_ms, call_id)``; the same ``call_id`` again
+within the window, such as a call moved to another queue, is the same contact, counted where
+it came first by ``(ts_ms, queue)``). Each repeat marks the caller's previous call
+unresolved, so over any period ``first_calls / (first_calls + repeat_calls)`` is the share of
+calls not followed by a repeat within the window.
+
+The verdict of a contact depends only on earlier contacts, so a queue interval's counts are
+final once no earlier contact can still arrive. A caller's contacts come from the engines of
+every partition, so :class:`FcrState` keeps a *mark* per source partition: the engine of
+partition ``p`` promises that every contact it sends after mark ``M`` has ``ts_ms >= M``
+(its idle horizon: an earlier ``call.queued`` would be late there and never applied). The
+watermark is the smallest mark over all source partitions; an interval whose end it reaches
+is final and gets its record on ``slo.queue-fcr.v1``. Because the verdicts are a function of
+the set of contacts, any arrival order gives the same records, and replay (which judges
+everything at the end) gives them too.
+
+Memory: every caller with a contact in the last window, with those contacts (about 300
+bytes for a caller with one). Contacts older than the watermark can only be resends (an
+engine applying a batch again after a restart) and are skipped, as are repeated call ids.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from bisect import insort
+from collections import Counter
+from typing import Any, Iterable
 
-__all__ = ["RepeatCallers"]
+from streams.contacts import Contact, ContactBatch
+
+__all__ = ["FCR_SCHEMA", "FcrState", "records_by_interval"]
+
+FCR_SCHEMA = "slo.queue-fcr.v1"
+_NO_TIME = -(2**62)
 
 
-class RepeatCallers:
-    """Last call time per (tenant, caller), forgotten ``window_s`` after that call."""
+class FcrState:
+    """The contacts of the tenants of one contacts partition, and their pending intervals."""
 
-    def __init__(self, window_s: int = 86_400) -> None:
-        if window_s <= 0:
-            raise ValueError(f"window_s must be > 0, got {window_s}")
+    def __init__(self, *, window_s: int, interval_s: int, source_partitions: int) -> None:
         self.window_ms = window_s * 1000
-        # Ordered by last call time, so expiry pops from the front.
-        self._last: OrderedDict[tuple[str, str], int] = OrderedDict()
-        self._clock_ms = 0
+        self.interval_ms = interval_s * 1000
+        self.window_s = window_s
+        self.source_partitions = source_partitions
+        self.marks: dict[int, int] = {}
+        self.watermark_ms = _NO_TIME
+        #: (tenant, caller) -> [(ts_ms, call_id, queue)] ascending: the last window's contacts.
+        self.callers: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
+        #: interval end -> (tenant, queue, caller, ts_ms, call_id) of its contacts.
+        self.pending: dict[int, list[tuple[str, str, str, int, str]]] = {}
+        self.counts: Counter[str] = Counter()
 
-    def call(self, tenant: str, caller: str, ts_ms: int) -> bool:
-        """Record a call; True when it repeats a call of the same caller within the window."""
-        self.expire(ts_ms)
-        key = (tenant, caller)
-        previous = self._last.get(key)
-        repeat = previous is not None and ts_ms - previous < self.window_ms
-        if previous is None or ts_ms >= previous:
-            self._last[key] = ts_ms
-            self._last.move_to_end(key)
-        return repeat
+    def apply(self, batch: ContactBatch) -> list[dict[str, Any]]:
+        """Take one engine step's contacts and mark; return the records it made final."""
+        for contact in batch.contacts:
+            self.add(contact)
+        if batch.mark_ms is None:
+            return []
+        if batch.mark_ms > self.marks.get(batch.source_partition, _NO_TIME):
+            self.marks[batch.source_partition] = batch.mark_ms
+        if len(self.marks) < self.source_partitions:
+            return []
+        watermark = min(self.marks.values())
+        if watermark <= self.watermark_ms:
+            return []
+        self.watermark_ms = watermark
+        records = self._finalize(lambda end: end <= watermark)
+        self._expire()
+        return records
 
-    def expire(self, now_ms: int) -> int:
-        """Forget callers whose last call is a whole window before ``now_ms``; how many."""
-        self._clock_ms = max(self._clock_ms, now_ms)
-        dropped = 0
-        while self._last:
-            key, last = next(iter(self._last.items()))
-            if self._clock_ms - last < self.window_ms:
+    def add(self, contact: Contact) -> None:
+        if contact.ts_ms < self.watermark_ms:
+            self.counts["resent"] += 1  # its interval is final; only a resend comes this late
+            return
+        key = (contact.tenant, contact.caller)
+        history = self.callers.setdefault(key, [])
+        # The same call again (moved to another queue, say) within the window is one contact:
+        # the earliest by (ts_ms, queue), whatever order they arrive in.
+        for entry in history:
+            ts_ms, call_id, queue = entry
+            if call_id == contact.call_id and abs(ts_ms - contact.ts_ms) < self.window_ms:
+                self.counts["same_call"] += 1
+                if (contact.ts_ms, contact.queue) >= (ts_ms, queue):
+                    return
+                # Earlier than the one kept, so that one is still pending (a contact before a
+                # final interval's end would be a resend): the new one takes its place.
+                history.remove(entry)
+                self.pending[self._end(ts_ms)].remove((contact.tenant, queue, contact.caller,
+                                                       ts_ms, call_id))
+                self.counts["contacts"] -= 1
                 break
-            del self._last[key]
-            dropped += 1
-        return dropped
+        insort(history, (contact.ts_ms, contact.call_id, contact.queue))
+        self.pending.setdefault(self._end(contact.ts_ms), []).append(
+            (contact.tenant, contact.queue, contact.caller, contact.ts_ms, contact.call_id))
+        self.counts["contacts"] += 1
 
-    def __len__(self) -> int:
-        return len(self._last)
+    def _end(self, ts_ms: int) -> int:
+        return ts_ms - ts_ms % self.interval_ms + self.interval_ms
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Every pending interval as final (the end of a replay)."""
+        return self._finalize(lambda end: True)
+
+    def _finalize(self, due: Any) -> list[dict[str, Any]]:
+        records = []
+        for end in sorted(e for e in self.pending if due(e)):
+            counts: dict[tuple[str, str], list[int]] = {}
+            for tenant, queue, caller, ts_ms, call_id in self.pending.pop(end):
+                first_repeat = counts.setdefault((tenant, queue), [0, 0])
+                first_repeat[1 if self._is_repeat(tenant, caller, ts_ms, call_id) else 0] += 1
+            for (tenant, queue), (first, repeat) in sorted(counts.items()):
+                records.append(self._record(tenant, queue, end, first, repeat))
+        return records
+
+    def _is_repeat(self, tenant: str, caller: str, ts_ms: int, call_id: str) -> bool:
+        previous = None
+        for entry in self.callers[(tenant, caller)]:
+            if (entry[0], entry[1]) >= (ts_ms, call_id):
+                break
+            previous = entry
+        return previous is not None and ts_ms - previous[0] < self.window_ms
+
+    def _expire(self) -> None:
+        """Forget contacts a window before the watermark: every contact still to be judged
+        is at or after it, so they can precede none within the window."""
+        oldest = self.watermark_ms - self.window_ms
+        for key in list(self.callers):
+            history = self.callers[key]
+            if history[0][0] <= oldest:
+                kept = [entry for entry in history if entry[0] > oldest]
+                if kept:
+                    self.callers[key] = kept
+                else:
+                    del self.callers[key]
+
+    def _record(self, tenant: str, queue: str, end: int, first: int, repeat: int
+                ) -> dict[str, Any]:
+        return {"schema": FCR_SCHEMA, "tenant": tenant, "queue": queue,
+                "interval_start_ms": end - self.interval_ms, "interval_end_ms": end,
+                "fcr_window_s": self.window_s, "contacts": first + repeat,
+                "first_calls": first, "repeat_calls": repeat,
+                "first_contact_resolution": first / (first + repeat)}
+
+
+def records_by_interval(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, int], dict]:
+    """FCR records by (tenant, queue, interval start); a repeat of a key keeps the first."""
+    out: dict[tuple[str, str, int], dict] = {}
+    for record in records:
+        out.setdefault((record["tenant"], record["queue"], record["interval_start_ms"]), record)
+    return out

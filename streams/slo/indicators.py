@@ -1,9 +1,9 @@
 """SLO indicators of one interval record: good and total events for an objective.
 
 An indicator whose fields a record does not carry (first-contact resolution needs
-``first_calls``/``repeat_calls``, which the engine does not count yet; disposition coverage
-needs ``dispositioned``, missing from records of older engines) gives ``None`` with a reason,
-never a made-up number.
+``first_calls``/``repeat_calls``, joined from the interval's ``slo.queue-fcr.v1`` record once
+it came; disposition coverage needs ``dispositioned``, missing from records of older engines)
+gives ``None`` with a reason, never a made-up number.
 """
 
 from __future__ import annotations

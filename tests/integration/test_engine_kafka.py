@@ -23,10 +23,14 @@ def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
     settings = make_settings(kafka_bootstrap)
     # Three hours ago, so every interval is closed by its watermark or by the idle rule.
     start = (now_ms() - 3 * 3_600_000) // 900_000 * 900_000
-    events = call_events(start, 1500, queues=4, duplicates=0.03, disorder_ms=30_000, late=0.02)
+    events = call_events(start, 1500, queues=4, duplicates=0.03, disorder_ms=30_000, late=0.02,
+                         callers=60)
     expected = replay_lines((orjson.dumps(e) for e in events), settings)
     assert expected.counts["duplicates"] > 0 and expected.counts["late"] > 0
     expected_records = {record_sort_key(r): r for r in expected.records}
+    expected_fcr = {record_sort_key(r): r for r in expected.fcr_records}
+    # Repeat callers across queues, so across partitions: the FCR stage's marks matter.
+    assert sum(r["repeat_calls"] for r in expected.fcr_records) > 100
 
     worker = Worker(settings, tmp_path, kafka_bootstrap)
     worker.start()
@@ -40,6 +44,9 @@ def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
         final = wait_for_records(kafka_bootstrap, settings.topics.intervals, len(expected_records),
                                  worker.check_alive)
         assert final == expected_records
+        fcr = wait_for_records(kafka_bootstrap, settings.topics.fcr, len(expected_fcr),
+                               worker.check_alive)
+        assert fcr == expected_fcr
         # `callslo records --json` shows the same records
         shown = io.StringIO()
         asyncio.run(print_interval_records(settings, follow=False, as_json=True, out=shown))
@@ -62,9 +69,11 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka_bootstrap, make_setti
     # Five hours of calls, six to one hour ago: each fifth closes intervals by its watermarks,
     # well before a partition is quiet long enough (idle_close_s) for the wall clock to count.
     start = (now_ms() - 6 * 3_600_000) // 900_000 * 900_000
-    events = call_events(start, 3000, queues=5, seed=11, duplicates=0.02, gap_ms=6000)
-    expected = {record_sort_key(r): r
-                for r in replay_lines((orjson.dumps(e) for e in events), settings).records}
+    events = call_events(start, 3000, queues=5, seed=11, duplicates=0.02, gap_ms=6000,
+                         callers=80)
+    replayed = replay_lines((orjson.dumps(e) for e in events), settings)
+    expected = {record_sort_key(r): r for r in replayed.records}
+    expected_fcr = {record_sort_key(r): r for r in replayed.fcr_records}
     messages = [event_message(e) for e in events]
     rng = random.Random(5)
     worker = Worker(settings, tmp_path, kafka_bootstrap)
@@ -94,5 +103,8 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka_bootstrap, make_setti
                                  worker.check_alive)
         assert kills == 4
         assert final == expected
+        # Contacts sent again after each kill are recognised: no count lost or doubled.
+        assert wait_for_records(kafka_bootstrap, settings.topics.fcr, len(expected_fcr),
+                                worker.check_alive) == expected_fcr
     finally:
         worker.stop()

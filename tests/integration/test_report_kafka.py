@@ -19,6 +19,7 @@ from tests.unit.slo.report_records import INTERVAL_MS, at_ms, interval_record
 def write_config(path, settings, intervals_topic=None):
     path.write_text(f'[kafka]\nbootstrap = "{settings.kafka.bootstrap}"\n'
                     f'[topics]\nintervals = "{intervals_topic or settings.topics.intervals}"\n'
+                    f'fcr = "{settings.topics.fcr}"\n'
                     f"partitions = {settings.topics.partitions}\n")
     return str(path)
 
@@ -43,6 +44,13 @@ def test_report_reads_the_intervals_topic(kafka_bootstrap, make_settings, tmp_pa
     sent = records + records[:15] + [changed, outside]
     asyncio.run(produce(kafka_bootstrap, settings.topics.intervals, map(message, sent)))
     expected = [changed] + records[1:]
+    # First-contact resolution of every acme/support interval, on the FCR topic.
+    fcr = [{"schema": "slo.queue-fcr.v1", "tenant": "acme", "queue": "support",
+            "interval_start_ms": r["interval_start_ms"], "interval_end_ms": r["interval_end_ms"],
+            "fcr_window_s": 86_400, "contacts": 10, "first_calls": 8, "repeat_calls": 2,
+            "first_contact_resolution": 0.8}
+           for r in expected if (r["tenant"], r["queue"]) == ("acme", "support")]
+    asyncio.run(produce(kafka_bootstrap, settings.topics.fcr, map(message, fcr)))
 
     config = write_config(tmp_path / "callslo.toml", settings)
     out = tmp_path / "report"
@@ -51,7 +59,10 @@ def test_report_reads_the_intervals_topic(kafka_bootstrap, make_settings, tmp_pa
     summary = orjson.loads((out / "summary.json").read_bytes())
     assert summary["input"] == {"read": len(sent), "duplicates": 16, "duplicates_differing": 1,
                                 "kept": len(expected), "outside_period": 1,
-                                "other_tenants": 0}
+                                "other_tenants": 0, "fcr_read": 40, "fcr_joined": 40}
+    quality = summary["tenants"]["acme"]["queues"]["support"]["quality"]
+    assert quality["first_contact_resolution"] == {"value": 0.8, "first_calls": 320,
+                                                   "repeat_calls": 80}
     assert summary["source"] == (f"topic {settings.topics.intervals} on "
                                  f"{settings.kafka.bootstrap}")
     for tenant, tenant_summary in summary["tenants"].items():

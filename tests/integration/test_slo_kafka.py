@@ -33,7 +33,8 @@ def _config(settings) -> str:
     t = settings.topics
     return (f'[topics]\nevents = "{t.events}"\ndlq = "{t.dlq}"\nbatches = "{t.batches}"\n'
             f'intervals = "{t.intervals}"\nrealtime = "{t.realtime}"\nalerts = "{t.alerts}"\n'
-            f'staffing = "{t.staffing}"\nbudget = "{t.budget}"\npartitions = {t.partitions}\n'
+            f'staffing = "{t.staffing}"\nbudget = "{t.budget}"\ncontacts = "{t.contacts}"\n'
+            f'fcr = "{t.fcr}"\npartitions = {t.partitions}\n'
             f'[ingest]\ngroup_id = "{settings.ingest.group_id}"\n'
             f'[worker]\napp_id = "{settings.worker.app_id}"\n'
             '[engine]\nrealtime_interval_s = 0.5\n'

@@ -49,7 +49,7 @@ def _met(value: bool | None) -> str:
 _SUMMARY_HEAD = ("<tr><th>queue</th><th>intervals</th><th>offered</th><th>service level</th>"
                  "<th>target</th><th>intervals meeting target</th><th>budget consumed</th>"
                  "<th>abandon rate</th><th>ASA s</th><th>AHT s</th><th>transfer rate</th>"
-                 "<th>disposition coverage</th></tr>")
+                 "<th>first-contact resolution</th><th>disposition coverage</th></tr>")
 
 
 def _summary_row(name: str, s: dict[str, Any], bold: bool = False) -> str:
@@ -60,6 +60,7 @@ def _summary_row(name: str, s: dict[str, Any], bold: bool = False) -> str:
              _pct(s["timeslices"]["share_meeting_target"]),
              _pct(s["error_budget"]["consumed"], 0), _pct(s["abandon_rate"]),
              _num(s["asa_s"]), _num(s["aht_s"], 0), _pct(s["quality"]["transfer_rate"]["value"]),
+             _pct(s["quality"]["first_contact_resolution"]["value"]),
              _pct(s["quality"]["disposition_coverage"]["value"])]
     return "<tr>" + "".join(f"<{cell}>{c}</{cell}>" for c in cells) + "</tr>"
 

@@ -18,12 +18,13 @@ import orjson
 from streams.errors import CallsloError
 from streams.records import service_level
 from streams.settings import Settings
+from streams.slo.fcr import FCR_SCHEMA
 from streams.slo.report.progress import Progress
 from streams.topic_reader import read_topic
 from streams.topics import partition_ids
 
-__all__ = ["Period", "Collector", "Loaded", "check_record", "read_file", "read_intervals_topic",
-           "COUNT_FIELDS"]
+__all__ = ["Period", "Collector", "Loaded", "check_record", "check_fcr", "read_file",
+           "read_intervals_topic", "COUNT_FIELDS"]
 
 #: The integer counts of a record; the report's totals are their sums.
 COUNT_FIELDS = ("entered", "offered", "answered", "abandoned", "short_abandoned", "dequeued",
@@ -117,6 +118,21 @@ def check_record(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def check_fcr(value: Any, where: str) -> dict[str, Any]:
+    """``value`` when it is a first-contact-resolution record (``slo.queue-fcr.v1``);
+    otherwise an error naming ``where`` and the field."""
+    if not isinstance(value, dict) or value.get("schema") != FCR_SCHEMA:
+        raise CallsloError(f"{where}: not an {FCR_SCHEMA} record")
+    for name in ("tenant", "queue"):
+        if not isinstance(value.get(name), str):
+            raise CallsloError(f"{where}: field {name!r} must be a string")
+    for name in ("interval_start_ms", "interval_end_ms", "first_calls", "repeat_calls"):
+        v = value.get(name)
+        if type(v) is not int or v < 0:
+            raise CallsloError(f"{where}: field {name!r} is {v!r}, expected an integer >= 0")
+    return value
+
+
 def _is_number(v: Any) -> bool:
     return type(v) in (int, float) and v == v
 
@@ -140,8 +156,14 @@ class Collector:
         self.progress = progress
         self.counts: Counter[str] = Counter()
         self._kept: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._fcr: dict[tuple[str, str, int], dict[str, Any]] = {}
 
     def add(self, value: Any, where: str) -> None:
+        if isinstance(value, dict) and value.get("schema") == FCR_SCHEMA:
+            fcr = check_fcr(value, where)
+            self.counts["fcr_read"] += 1
+            self._fcr[(fcr["tenant"], fcr["queue"], fcr["interval_start_ms"])] = fcr
+            return
         record = check_record(value, where)
         self.counts["read"] += 1
         self.progress.tick()
@@ -161,12 +183,22 @@ class Collector:
         self._kept[key] = record
 
     def result(self) -> Loaded:
+        """The kept records, each with the counts of its first-contact-resolution record
+        (``first_calls``, ``repeat_calls``) when one was read."""
         self.progress.done()
-        records = [self._kept[key] for key in sorted(self._kept)]
+        records = []
+        for key in sorted(self._kept):
+            record = self._kept[key]
+            fcr = self._fcr.get(key)
+            if fcr is not None:
+                record = {**record, "first_calls": fcr["first_calls"],
+                          "repeat_calls": fcr["repeat_calls"]}
+                self.counts["fcr_joined"] += 1
+            records.append(record)
         counts = Counter(self.counts)
         counts["kept"] = len(records)
         for name in ("read", "duplicates", "duplicates_differing", "outside_period",
-                     "other_tenants"):
+                     "other_tenants", "fcr_read", "fcr_joined"):
             counts[name] += 0  # present in the summary even when 0
         return Loaded(records, counts)
 
@@ -193,14 +225,18 @@ def read_file(path: str, collector: Collector) -> None:
 
 
 def read_intervals_topic(settings: Settings, collector: Collector) -> None:
-    """Add every record on the intervals topic (``topics.intervals``), read to its end."""
-    asyncio.run(_read_topic(settings, collector))
+    """Add every record on the intervals topic (``topics.intervals``), read to its end, and
+    every first-contact-resolution record (``topics.fcr``) when that topic exists."""
+    asyncio.run(_read_topic(settings, settings.topics.intervals, collector))
+    asyncio.run(_read_topic(settings, settings.topics.fcr, collector, required=False))
 
 
-async def _read_topic(settings: Settings, collector: Collector) -> None:
-    topic = settings.topics.intervals
+async def _read_topic(settings: Settings, topic: str, collector: Collector,
+                      required: bool = True) -> None:
     partitions = await partition_ids(settings.kafka, topic)
     if not partitions:
+        if not required:
+            return
         raise CallsloError(f"no topic {topic} on {settings.kafka.bootstrap} (has a worker run?)")
     # aclosing: a bad record stops the read, and the consumer is closed right then.
     async with aclosing(read_topic(settings.kafka, topic, partitions, "report")) as messages:

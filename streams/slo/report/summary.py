@@ -18,8 +18,9 @@ from streams.slo.report.load import COUNT_FIELDS, Loaded, Period
 __all__ = ["sl_terms", "GroupReport", "HeatMap", "summarize_group", "worst_intervals",
            "heat_map", "build_report", "NO_REPEAT_CALLERS", "NO_DISPOSITIONS"]
 
-NO_REPEAT_CALLERS = ("not in interval records: the engine does not count repeat callers yet "
-                     "(first_calls, repeat_calls)")
+NO_REPEAT_CALLERS = ("some intervals with calls have no first-contact-resolution record "
+                     "(slo.queue-fcr.v1): read the FCR topic or file too, or the callers were "
+                     "not sent")
 NO_DISPOSITIONS = ("some records carry no dispositioned count (written by an engine before it "
                    "had one)")
 
@@ -148,12 +149,24 @@ def summarize_group(records: Sequence[dict[str, Any]], period: Period,
         "quality": {
             "transfer_rate": {"value": _ratio(totals["transferred"], totals["handled"]),
                               "transferred": totals["transferred"], "handled": totals["handled"]},
-            "first_contact_resolution": {"value": None, "reason": NO_REPEAT_CALLERS},
+            "first_contact_resolution": _first_contact_resolution(records),
             "disposition_coverage": _disposition_coverage(records, totals["handled"]),
         },
         "worst_intervals": worst_intervals(records, period, worst_n),
     }
     return summary, burn_down
+
+
+def _first_contact_resolution(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Share of the period's contacts that were first calls, from counts, and only when every
+    interval with calls has its FCR counts (a partial sum would overstate the share)."""
+    counted = [r for r in records if r["entered"]]
+    if any(r.get("first_calls") is None for r in counted):
+        return {"value": None, "reason": NO_REPEAT_CALLERS}
+    first = sum(r["first_calls"] for r in counted)
+    repeat = sum(r["repeat_calls"] for r in counted)
+    return {"value": _ratio(first, first + repeat), "first_calls": first,
+            "repeat_calls": repeat}
 
 
 def _disposition_coverage(records: Sequence[dict[str, Any]], handled: int) -> dict[str, Any]:

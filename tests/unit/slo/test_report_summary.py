@@ -229,3 +229,17 @@ def test_heat_map_sums_counts_per_weekday_and_local_slot():
     assert heat.cells == {(0, 36): (20, 40), (2, 2): (1, 4)}  # Tue 23:30 UTC is Wed 00:30
     assert heat.service_level(0, 36) == 0.5
     assert heat.service_level(1, 36) is None
+
+
+def test_first_contact_resolution_is_summed_counts_and_needs_every_interval():
+    small = interval_record("2025-03-03T09:00", answered=4)
+    large = interval_record("2025-03-03T09:15", answered=96)
+    small.update(first_calls=0, repeat_calls=4)
+    large.update(first_calls=90, repeat_calls=6)
+    report, _, _ = report_of([small, large])
+    assert queue_summary(report)["quality"]["first_contact_resolution"] == {
+        "value": 0.9, "first_calls": 90, "repeat_calls": 10}
+    del small["first_calls"], small["repeat_calls"]  # an interval without its FCR record
+    report, _, _ = report_of([small, large])
+    assert queue_summary(report)["quality"]["first_contact_resolution"] == {
+        "value": None, "reason": NO_REPEAT_CALLERS}

@@ -208,3 +208,28 @@ def test_old_interval_records_are_history_without_output():
     record = interval_record(T0, answered=10)
     assert ev.on_interval(record, now_ms=record["interval_end_ms"] + 2 * 3_600_000) == []
     assert T0 in ev.history[("acme", "support")]
+
+
+def _fcr_record(start: int, first: int, repeat: int) -> dict:
+    return {"schema": "slo.queue-fcr.v1", "tenant": "acme", "queue": "support",
+            "interval_start_ms": start, "interval_end_ms": start + I, "fcr_window_s": 86_400,
+            "contacts": first + repeat, "first_calls": first, "repeat_calls": repeat,
+            "first_contact_resolution": first / (first + repeat)}
+
+
+def test_fcr_records_join_their_interval_and_update_the_fcr_budget():
+    ev = evaluator(defaults={"objectives": {"fcr": {"indicator": "first_contact_resolution",
+                                                    "target": 0.7}}})
+    record = interval_record(T0, answered=20)
+    [early] = [o.value for o in ev.on_interval(record, record["interval_end_ms"])
+               if o.role == "budget"]
+    assert early["reason"] == "not in these records"  # the FCR record comes a little later
+    [budget] = [o.value for o in ev.on_fcr(_fcr_record(T0, 15, 5), T0 + I + 60_000)]
+    assert budget["objective"] == "fcr" and budget["total"] == 20 and budget["bad"] == 5
+    assert ev.history[("acme", "support")][T0]["first_calls"] == 15
+    # An FCR record ahead of its interval record waits for it; an old one publishes nothing.
+    assert ev.on_fcr(_fcr_record(T0 + I, 9, 1), T0 + 2 * I) == []
+    later = interval_record(T0 + I, answered=10)
+    ev.on_interval(later, later["interval_end_ms"])
+    assert ev.history[("acme", "support")][T0 + I]["repeat_calls"] == 1
+    assert ev.on_fcr(_fcr_record(T0, 15, 5), T0 + 48 * 3_600_000) == []

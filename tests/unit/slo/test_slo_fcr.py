@@ -1,38 +1,184 @@
-"""First-contact resolution: repeat callers within the window, per tenant, with expiry."""
+"""First-contact resolution against a plain reference: the same records whatever the order in
+which the source partitions' contacts and marks arrive, resends changing nothing."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streams.slo.fcr import RepeatCallers
+from streams.contacts import Contact, ContactBatch, contact_messages, decode_contacts, encode_contacts
+from streams.errors import BatchFormatError
+from streams.slo.fcr import FcrState
 
+I_MS = 900_000
 HOUR_MS = 3_600_000
+WINDOW_S = 6 * 3600
+T0 = 1_767_600_000_000 - 1_767_600_000_000 % I_MS
+EXAMPLES = settings(derandomize=True, database=None, deadline=None, max_examples=150)
 
 
-def test_a_call_within_the_window_is_a_repeat_and_after_it_is_not():
-    callers = RepeatCallers(window_s=24 * 3600)
-    assert callers.call("acme", "+4930111", 0) is False
-    assert callers.call("acme", "+4930111", 23 * HOUR_MS) is True
-    # The window runs from the latest call: 23 h + 24 h.
-    assert callers.call("acme", "+4930111", 46 * HOUR_MS) is True
-    assert callers.call("acme", "+4930111", 70 * HOUR_MS) is False
-    # Another tenant is another contact.
-    assert callers.call("globex", "+4930111", 70 * HOUR_MS + 1) is False
+def reference(contacts: list[Contact], window_s: int = WINDOW_S) -> dict[tuple, tuple[int, int]]:
+    """(tenant, queue, interval start) -> (first, repeat), straight from the definition."""
+    window_ms = window_s * 1000
+    earliest: dict[tuple, Contact] = {}
+    for c in contacts:
+        key = (c.tenant, c.caller, c.call_id)
+        if key not in earliest or (c.ts_ms, c.queue) < (earliest[key].ts_ms, earliest[key].queue):
+            earliest[key] = c
+    kept = list(earliest.values())
+    out: dict[tuple, list[int]] = {}
+    for c in kept:
+        repeat = any(d.tenant == c.tenant and d.caller == c.caller
+                     and (d.ts_ms, d.call_id) < (c.ts_ms, c.call_id)
+                     and c.ts_ms - d.ts_ms < window_ms for d in kept)
+        counts = out.setdefault((c.tenant, c.queue, c.ts_ms - c.ts_ms % I_MS), [0, 0])
+        counts[1 if repeat else 0] += 1
+    return {k: (f, r) for k, (f, r) in out.items()}
 
 
-def test_state_expires_a_window_after_the_last_call():
-    callers = RepeatCallers(window_s=3600)
-    callers.call("acme", "a", 0)
-    callers.call("acme", "b", 30 * 60_000)
-    assert len(callers) == 2
-    assert callers.expire(HOUR_MS - 1) == 0
-    assert callers.expire(HOUR_MS) == 1 and len(callers) == 1
-    # A new call moves the clock: b is forgotten too, c is kept.
-    assert callers.call("acme", "c", 2 * HOUR_MS) is False
-    assert len(callers) == 1
-    assert callers.call("acme", "b", 2 * HOUR_MS + 1) is False
+def state(partitions: int = 3) -> FcrState:
+    return FcrState(window_s=WINDOW_S, interval_s=I_MS // 1000, source_partitions=partitions)
 
 
-def test_window_must_be_positive():
-    with pytest.raises(ValueError, match="window_s"):
-        RepeatCallers(0)
+def as_counts(records) -> dict[tuple, tuple[int, int]]:
+    out = {}
+    for r in records:
+        key = (r["tenant"], r["queue"], r["interval_start_ms"])
+        assert key not in out, f"two records for {key}"
+        assert r["contacts"] == r["first_calls"] + r["repeat_calls"]
+        assert r["interval_end_ms"] == r["interval_start_ms"] + I_MS
+        assert r["first_contact_resolution"] == r["first_calls"] / r["contacts"]
+        out[key] = (r["first_calls"], r["repeat_calls"])
+    return out
+
+
+def streams_of(contacts_by_partition: dict[int, list[Contact]], rng: random.Random,
+               chunk: int = 3) -> dict[int, list[ContactBatch]]:
+    """Each source partition's messages as its engine sends them: contacts in its order, each
+    message with the mark its future contacts keep (never above one of them), and a last mark
+    past everything."""
+    out = {}
+    for p, contacts in contacts_by_partition.items():
+        messages = []
+        for i in range(0, len(contacts), chunk):
+            rest = contacts[i + chunk:]
+            mark = None
+            if rest and rng.random() < 0.7:
+                low = min(c.ts_ms for c in rest)
+                mark = low - low % I_MS
+            messages.append(ContactBatch(p, tuple(contacts[i:i + chunk]), mark))
+        messages.append(ContactBatch(p, (), T0 + 1000 * HOUR_MS))
+        out[p] = messages
+    return out
+
+
+def interleave(streams: dict[int, list[ContactBatch]], rng: random.Random,
+               resend: float = 0.0) -> list[ContactBatch]:
+    """One arrival order: each partition's messages in order, partitions mixed; with
+    ``resend``, some earlier messages of a partition come again later (an engine re-applying
+    batches after a restart)."""
+    positions = {p: 0 for p in streams}
+    out: list[ContactBatch] = []
+    while any(positions[p] < len(m) for p, m in streams.items()):
+        p = rng.choice([p for p, m in streams.items() if positions[p] < len(m)])
+        out.append(streams[p][positions[p]])
+        positions[p] += 1
+        if resend and rng.random() < resend and positions[p] > 1:
+            out.append(streams[p][rng.randrange(positions[p] - 1)])
+    return out
+
+
+contacts_strategy = st.lists(st.tuples(
+    st.sampled_from(["acme", "globex"]), st.sampled_from(["c1", "c2", "c3", "c4"]),
+    st.integers(0, 40), st.sampled_from(["support", "sales", "billing"]),
+    st.integers(0, 30 * HOUR_MS // 60_000), st.integers(0, 2)), max_size=60)
+
+
+@EXAMPLES
+@given(raw=contacts_strategy, seed=st.integers(0, 10_000))
+def test_any_arrival_order_gives_the_reference_records(raw, seed):
+    rng = random.Random(seed)
+    by_partition: dict[int, list[Contact]] = {0: [], 1: [], 2: []}
+    for tenant, caller, call, queue, minute, partition in raw:
+        # A call id comes again only within its hour: "the same call" is never a window apart.
+        by_partition[partition].append(Contact(tenant, caller, f"call{call}-{minute // 60}",
+                                               queue, T0 + minute * 60_000))
+    everything = [c for cs in by_partition.values() for c in cs]
+    for contacts in by_partition.values():
+        # An engine reports its contacts roughly in time order (disorder within an interval).
+        contacts.sort(key=lambda c: c.ts_ms // I_MS)
+    streams = streams_of(by_partition, rng)
+    expected = reference(everything)
+    for resend in (0.0, 0.3):
+        fcr = state()
+        records = []
+        for message in interleave(streams, rng, resend):
+            records += fcr.apply(message)
+        assert as_counts(records) == expected
+        assert not fcr.pending
+    replayed = state()
+    for c in everything:
+        replayed.add(c)
+    assert as_counts(replayed.finish()) == expected
+
+
+def test_nothing_is_final_before_every_source_partition_has_a_mark():
+    fcr = state(partitions=2)
+    c = Contact("acme", "c1", "x", "support", T0 + 60_000)
+    assert fcr.apply(ContactBatch(0, (c,), T0 + 10 * I_MS)) == []
+    [record] = fcr.apply(ContactBatch(1, (), T0 + I_MS))
+    assert (record["first_calls"], record["repeat_calls"]) == (1, 0)
+    assert record["fcr_window_s"] == WINDOW_S and record["schema"] == "slo.queue-fcr.v1"
+
+
+def test_the_window_is_exclusive_and_other_tenants_are_other_callers():
+    window_ms = WINDOW_S * 1000
+    fcr = state(partitions=1)
+    for i, (tenant, ts) in enumerate([("acme", 0), ("acme", window_ms - 1), ("acme", 2 * window_ms - 1),
+                                      ("globex", window_ms)]):
+        fcr.add(Contact(tenant, "c1", f"call{i}", "q", T0 + ts))
+    counts = as_counts(fcr.finish())
+    # 0: first; window-1 after it: repeat; exactly a window after that: first again.
+    assert sum(f for f, _ in counts.values()) == 3 and sum(r for _, r in counts.values()) == 1
+    assert counts[("globex", "q", T0 + window_ms - window_ms % I_MS)] == (1, 0)
+
+
+def test_a_call_moved_to_another_queue_is_one_contact_counted_where_it_came_first():
+    fcr = state(partitions=1)
+    later = Contact("acme", "c1", "x", "billing", T0 + 5 * 60_000)
+    first = Contact("acme", "c1", "x", "support", T0 + 60_000)
+    records = fcr.apply(ContactBatch(0, (later, first), T0 + 5 * I_MS))
+    assert as_counts(records) == {("acme", "support", T0): (1, 0)}
+    assert fcr.counts["same_call"] == 1 and fcr.counts["contacts"] == 1
+
+
+def test_contacts_before_the_watermark_are_resends_and_old_callers_are_forgotten():
+    fcr = state(partitions=1)
+    c = Contact("acme", "c1", "x", "support", T0)
+    fcr.apply(ContactBatch(0, (c,), T0 + I_MS))
+    assert fcr.apply(ContactBatch(0, (c,), None)) == []
+    assert fcr.counts["resent"] == 1
+    fcr.apply(ContactBatch(0, (), T0 + WINDOW_S * 1000 + I_MS))
+    assert fcr.callers == {}
+
+
+def test_contact_messages_route_by_tenant_and_send_marks_everywhere():
+    contacts = [Contact(t, "c", f"x{i}", "q", T0) for i, t in enumerate(["acme", "globex"] * 3)]
+    messages = contact_messages(4, contacts, None, 8)
+    assert sum(len(decode_contacts(v).contacts) for v in messages.values()) == 6
+    assert len(messages) <= 2
+    marked = contact_messages(4, [], T0, 8)
+    assert sorted(marked) == list(range(8))
+    assert all(decode_contacts(v) == ContactBatch(4, (), T0) for v in marked.values())
+    batch = ContactBatch(1, tuple(contacts), None)
+    assert decode_contacts(encode_contacts(batch)) == batch
+
+
+@pytest.mark.parametrize("value", [b"XXXX{}", b"CSC1{", b"CSC1{}", b'CSC1{"source_partition":0,'
+                                   b'"mark_ms":null,"contacts":[[1]]}'])
+def test_damaged_contact_messages_raise(value):
+    with pytest.raises(BatchFormatError):
+        decode_contacts(value)
