@@ -16,6 +16,8 @@ Modules
 :mod:`kernels.jsonscan`   flat JSON objects of a batch to typed field slots
 :mod:`kernels.eventcheck` an event contract's rules, as tables, over scanned slots
 :mod:`kernels.spans`      byte spans gathered into string columns, keys interned exactly
+:mod:`kernels.spanmap`    an exact (owner, byte key) -> int64 map for kernels
+:mod:`kernels.admission`  stage 2's per-row rules (duplicates, lateness, open calls) in one pass
 """
 
 from .aggregate import BatchResult, EventKind, aggregate

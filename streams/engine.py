@@ -19,17 +19,23 @@ Per queue (``<tenant>/<queue>``) the engine keeps:
   gives the same records again, and batch boundaries never change a result.
 - ``closed_before_ms``: every interval ending at or before it is closed. An event for a closed
   interval is *late*: dead-lettered with reason ``late``, never applied.
-- ``seen``: event ids of the open intervals (duplicates are counted and dropped). Ids of
-  closed intervals are forgotten: a repeat of them is late anyway. They are not written to
-  the changelog (a busy queue's ids would make every write huge): a restarted engine reads
-  them back from the internal batch topic, from :meth:`PartitionEngine.ids_from_offset`
-  (see :meth:`PartitionEngine.remember_ids`).
-- ``open_calls``: call id -> time queued, for a wait when an outcome lacks ``wait_ms``, and
-  for the calls waiting now. ``finished_calls``: outcomes that came before their
-  ``call.queued`` (disorder), so that the late ``call.queued`` does not count as waiting.
+- event ids of the open intervals (duplicates are counted and dropped). Ids of closed
+  intervals are forgotten: a repeat of them is late anyway. They are not written to the
+  changelog (a busy queue's ids would make every write huge): a restarted engine reads them
+  back from the internal batch topic, from :meth:`PartitionEngine.ids_from_offset` (see
+  :meth:`PartitionEngine.remember_ids`).
+- open calls: call id -> time queued, for a wait when an outcome lacks ``wait_ms``, and for
+  the calls waiting now (forgotten ``open_call_ttl_s`` after the queue's latest event).
+  Finished calls: outcomes that came before their ``call.queued`` (disorder), so that the
+  late ``call.queued`` does not count as waiting.
 - ``applied_offset``: the last source offset applied. Rows at or below it are a redelivered
   batch and are skipped: each queue's state and its offset are written to the changelog in
   the same shard value, so a crash can never separate them.
+
+The per-row decisions (redelivered, duplicate, late, applied; open and finished calls) are
+one kernel pass over the batch (:func:`kernels.admission.admit`): the queues' scalars are
+arrays of the partition's :class:`~streams.queuestate.QueueTable`, and ids and calls are
+exact byte-keyed maps there, so no Python object is made per row.
 - ``panes``: interval start -> row of the partition's :class:`kernels.aggregate.PaneState`.
 - ``minutes``: the 1-minute panes of the last hour, for the realtime records
   (:mod:`streams.realtime`).
@@ -53,13 +59,16 @@ from typing import Any, Iterable
 import numpy as np
 
 from kernels import EventKind, Field, PaneState, SketchSpec, aggregate
+from kernels.admission import APPLIED, LATE, SKIPPED, admit, remember
+from kernels.spanmap import drop_below
 from streams.agentstate import AgentRegistry, AgentUpdate, apply_update
 from streams.columns import KIND_CODES, ColumnBatch
 from streams.contacts import Contact
 from streams.contract import MAX_DURATION_MS
 from streams.errors import BatchFormatError
 from streams.queuestate import NO_TIME as _NO_TIME
-from streams.queuestate import QueueState, decode_meta, decode_shard, encode_meta, encode_shard
+from streams.queuestate import (QueueState, QueueTable, decode_meta, decode_shard, encode_meta,
+                                encode_shard)
 from streams.realtime import MinuteAggregator
 from streams.realtime import expire as expire_minutes
 from streams.realtime import realtime_records
@@ -70,8 +79,6 @@ __all__ = ["PartitionEngine", "StepResult", "LateEvent", "shard_of"]
 
 _AGENT_KIND = KIND_CODES["agent.state"]
 _QUEUED = int(EventKind.QUEUED)
-_OUTCOME_CODES = frozenset(int(k) for k in (EventKind.ANSWERED, EventKind.ABANDONED,
-                                            EventKind.DEQUEUED))
 
 #: Answered-wait sketches: 1 % relative error from 1 ms up to the longest wait the contract
 #: accepts (7 days), so no valid wait is clamped.
@@ -124,6 +131,8 @@ class PartitionEngine:
         self.interval_ms = engine.interval_ms
         self.lateness_ms = engine.allowed_lateness_ms
         self.queues: dict[str, QueueState] = {}
+        self.table = QueueTable()
+        self._by_index: list[QueueState] = []
         self.panes = PaneState.empty(initial_panes, WAIT_SKETCH)
         self._free_rows = list(range(initial_panes - 1, -1, -1))
         self.counts: Tally[str] = Tally()
@@ -168,104 +177,36 @@ class PartitionEngine:
             return StepResult()
         result = StepResult()
         a = batch.arrays
-        n = batch.rows
-        offsets = a["offset"].tolist()
-        times = a["ts_ms"].tolist()
-        kinds = a["kind"].tolist()
-        groups = a["group"].tolist()
-        waits = a["wait_ms"].tolist()
-        event_ids = batch.strings["event_id"]
-        call_ids = batch.strings["call_id"]
+        interval_ms, lateness_ms = self.interval_ms, self.lateness_ms
         # "<tenant>/agent/<id>" keys are agents; a queue key has exactly one '/'.
         group_queues = [None if key.count("/") >= 2 else self._queue(key) for key in batch.groups]
-        late_rows: list[tuple[int, int, int]] = []
-        pane_index = [-1] * n
-        interval_ms, lateness_ms, idle_ms = self.interval_ms, self.lateness_ms, self.idle_ms
-        partition_max_ts = self.max_ts_ms
-        idle_horizon = partition_max_ts - idle_ms
-        idle_horizon -= idle_horizon % interval_ms
-        open_call_ttl_ms = self.settings.open_call_ttl_s * 1000
-        touched: set[QueueState] = set()
-        agent_rows: list[int] = []
-        redelivered = duplicates = expired = applied = 0
-        for i in range(n):
-            q = group_queues[groups[i]]
-            kind = kinds[i]
-            if q is None or kind == _AGENT_KIND:
-                agent_rows.append(i)
-                continue
-            offset = offsets[i]
-            if offset <= q.applied_offset:
-                redelivered += 1
-                # Applied before a restart (its queue's state was written after this batch):
-                # its id must still count for duplicates.
-                if times[i] >= q.closed_before_ms:
-                    q.seen.setdefault(event_ids[i], times[i])
-                continue
-            q.applied_offset = offset
-            touched.add(q)
-            event_id = event_ids[i]
-            ts = times[i]
-            start = ts - ts % interval_ms
-            # The horizon before this event (its own time cannot make it late): the interval
-            # is final once the queue's watermark, its last close or the partition clock's
-            # idle horizon passed its end. An id seen before this horizon belongs to an
-            # interval that closed, maybe earlier in this batch, and is forgotten as _close
-            # forgets it between batches: a repeat of it is late, whatever the batch
-            # boundaries.
-            horizon = q.max_ts_ms - lateness_ms
-            horizon -= horizon % interval_ms
-            if q.closed_before_ms > horizon:
-                horizon = q.closed_before_ms
-            if idle_horizon > horizon:
-                horizon = idle_horizon
-            seen_ts = q.seen.get(event_id)
-            if seen_ts is not None and seen_ts >= horizon:
-                duplicates += 1
-                continue
-            if ts > q.max_ts_ms:
-                q.max_ts_ms = ts
-                if ts > partition_max_ts:
-                    partition_max_ts = ts
-                    idle_horizon = ts - idle_ms
-                    idle_horizon -= idle_horizon % interval_ms
-            if start + interval_ms <= horizon:
-                late_rows.append((i, start, horizon))
-                continue
-            q.seen[event_id] = ts
-            if kind == _QUEUED:
-                # Disorder may bring the outcome first: then the call is not waiting.
-                ended = q.finished_calls.pop(call_ids[i], None) if q.finished_calls else None
-                if ended is None or ts > ended:
-                    q.open_calls[call_ids[i]] = ts
-            elif kind in _OUTCOME_CODES:
-                queued_at = q.open_calls.pop(call_ids[i], None)
-                if queued_at is None:
-                    q.finished_calls[call_ids[i]] = ts
-                if queued_at is not None and queued_at < q.max_ts_ms - open_call_ttl_ms:
-                    # Forgotten whatever the batch boundaries: the same rule as _close's.
-                    expired += 1
-                    queued_at = None
-                if waits[i] < 0 and queued_at is not None:
-                    waits[i] = max(0, ts - queued_at)
-            row = q.panes.get(start)
-            if row is None:
-                row = q.panes[start] = self._allocate_row()
-                heapq.heappush(self._pane_ends, (start + interval_ms, q.key))
-            pane_index[i] = row
-            applied += 1
+        group_index = np.asarray([-1 if q is None else q.index for q in group_queues],
+                                 dtype=np.int64)
+        queue_of_row = group_index[a["group"]] if group_index.size else np.zeros(0, np.int64)
+        queue_of_row[a["kind"] == _AGENT_KIND] = -1
+        waits = a["wait_ms"].astype(np.int64)  # a copy: outcomes get waits from open calls
+        t = self.table
+        admitted = admit(queue_of_row, a["kind"], a["ts_ms"], a["offset"], waits,
+                         _span_column(batch.texts["event_id"]), _span_column(batch.texts["call_id"]),
+                         t.max_ts, t.closed_before, t.applied_offset, self.max_ts_ms, t.seen,
+                         t.open_calls, t.finished, interval_ms=interval_ms,
+                         lateness_ms=lateness_ms, idle_ms=self.idle_ms,
+                         open_call_ttl_ms=self.settings.open_call_ttl_s * 1000)
+        status = admitted.status
+        pane_index = self._pane_rows(queue_of_row, admitted.start, status)
         counts = result.counts
-        for name, value in (("redelivered", redelivered), ("duplicates", duplicates),
-                            ("late", len(late_rows)), ("open_calls_expired", expired),
-                            ("applied", applied)):
+        for name, value in (("redelivered", admitted.redelivered),
+                            ("duplicates", admitted.duplicates), ("late", admitted.late),
+                            ("open_calls_expired", admitted.expired),
+                            ("applied", admitted.applied)):
             if value:
                 counts[name] += value
-        if late_rows:
+        if admitted.late:
             events = list(batch.events())
-            result.late = [LateEvent(self.partition, offsets[i], events[i], start, horizon)
-                           for i, start, horizon in late_rows]
-        pane_index = np.asarray(pane_index, dtype=np.int64)
-        waits = np.asarray(waits, dtype=np.int64)
+            offsets = a["offset"]
+            result.late = [LateEvent(self.partition, int(offsets[i]), events[i],
+                                     int(admitted.start[i]), int(admitted.horizon[i]))
+                           for i in np.flatnonzero(status == LATE).tolist()]
         # Per-row policy limits, looked up once per queue of the batch.
         limits = np.asarray([(0, 0) if q is None else (q.policy.threshold_ms,
                                                         q.policy.short_abandon_ms)
@@ -278,21 +219,57 @@ class PartitionEngine:
         result.contacts = self._contacts(batch, pane_index, group_queues)
         self._minutes.add(group_queues, a["group"], a["ts_ms"], pane_index, a["kind"], waits,
                           a["talk_ms"], a["hold_ms"], a["acw_ms"], threshold_ms, short_ms)
+        agent_rows = np.flatnonzero(status == SKIPPED).tolist()
         if agent_rows:
             updates, agent_shards = self.agent_registry.apply_rows(batch, agent_rows, counts)
             result.agent_updates = updates
             result.dirty_shards |= agent_shards
+        touched = [self._by_index[i] for i in np.flatnonzero(admitted.touched).tolist()]
         self.realtime_dirty.update(q.key for q in touched)
-        self.max_ts_ms = partition_max_ts
+        self.max_ts_ms = admitted.partition_max_ts
+        idle_horizon = _floor(self.max_ts_ms - self.idle_ms, interval_ms)
         for q in touched:
             result.dirty_shards.add(q.shard)
             self._close(q, max(_floor(q.max_ts_ms - lateness_ms, interval_ms), idle_horizon),
                         result)
         self._close_through(idle_horizon, result)
+        self._expire_open_calls(counts)
         self._finish(result)
         self._report_mark(result)
         self.counts.update(counts)
         return result
+
+    def _pane_rows(self, queue_of_row: np.ndarray, start: np.ndarray, status: np.ndarray
+                   ) -> np.ndarray:
+        """The pane row of every applied row (-1 for the others), opening the panes that are
+        new: one lookup per (queue, interval) of the batch, not per row."""
+        pane_index = np.full(status.size, -1, dtype=np.int64)
+        applied = np.flatnonzero(status == APPLIED)
+        if not applied.size:
+            return pane_index
+        combos, inverse = np.unique(
+            (queue_of_row[applied] << 32) | (start[applied] // self.interval_ms), return_inverse=True)
+        rows = np.empty(combos.size, dtype=np.int64)
+        for j, value in enumerate(combos.tolist()):
+            q = self._by_index[value >> 32]
+            pane_start = (value & 0xFFFFFFFF) * self.interval_ms
+            row = q.panes.get(pane_start)
+            if row is None:
+                row = q.panes[pane_start] = self._allocate_row()
+                heapq.heappush(self._pane_ends, (pane_start + self.interval_ms, q.key))
+            rows[j] = row
+        pane_index[applied] = rows[inverse]
+        return pane_index
+
+    def _expire_open_calls(self, counts: Tally[str]) -> None:
+        """Forget open calls queued more than ``open_call_ttl_s`` before their queue's latest
+        event (a lost outcome must not keep a call waiting forever)."""
+        t = self.table
+        dropped = np.zeros(t.size, dtype=np.int64)
+        expired = drop_below(t.open_calls.parts,
+                             t.max_ts[:t.size] - self.settings.open_call_ttl_s * 1000, dropped)
+        if expired:
+            counts["open_calls_expired"] += expired
 
     def _contacts(self, batch: ColumnBatch, pane_index: np.ndarray,
                   group_queues: list[QueueState | None]) -> list[Contact]:
@@ -322,8 +299,7 @@ class PartitionEngine:
     def _count_dispositions(self, batch: ColumnBatch, pane_index: np.ndarray) -> None:
         """``dispositioned``: applied call.wrapup_ended rows that carry a disposition (the
         kernel sees numbers only)."""
-        has = np.fromiter((d is not None for d in batch.strings["disposition"]), dtype=bool,
-                          count=batch.rows)
+        has = batch.texts["disposition"].valid
         rows = pane_index[has & (batch.arrays["kind"] == EventKind.WRAPUP_ENDED)
                           & (pane_index >= 0)]
         if rows.size:
@@ -353,13 +329,16 @@ class PartitionEngine:
         if now_ms == _NO_TIME:
             return []
         dirty = self.realtime_dirty
+        open_calls, _ = self.table.waiting(np.iinfo(np.int64).max)
         due = [q for q in self.queues.values()
-               if q.key in dirty or q.open_calls
+               if q.key in dirty or open_calls[q.index]
                or ((q.minutes or q.agents) and now_ms - q.realtime_at_ms >= refresh_ms)]
         self.realtime_dirty = set()
         for q in due:
             q.realtime_at_ms = now_ms
-        return realtime_records(due, now_ms, WAIT_SKETCH, emitted_at_ms)
+        counts, oldest = self.table.waiting(now_ms)
+        waiting = {q.key: (int(counts[q.index]), int(oldest[q.index])) for q in due}
+        return realtime_records(due, now_ms, WAIT_SKETCH, emitted_at_ms, waiting)
 
     def close_idle(self, now_ms: int) -> StepResult:
         """Let the wall clock ``now_ms`` stand in for the partition clock (a heartbeat of a
@@ -402,29 +381,15 @@ class PartitionEngine:
         return result
 
     def _close(self, q: QueueState, horizon: int, result: StepResult) -> None:
-        if horizon <= q.closed_before_ms:
-            advanced = False
-        else:
+        """Close every pane of ``q`` that ends at or before ``horizon``. The queue's ids and
+        finished calls before the new ``closed_before_ms`` become stale there and then (the
+        maps count them as absent; late events never enter them)."""
+        if horizon > q.closed_before_ms:
             q.closed_before_ms = horizon
-            advanced = True
         closing = sorted(start for start in q.panes if start + self.interval_ms <= q.closed_before_ms)
         for start in closing:
             result.closing_rows.append(q.panes.pop(start))
             result.closing_keys.append(IntervalKey(q.tenant, q.queue, start, q.policy))
-        if advanced:
-            # Late events never enter ``seen``, so only a moved horizon makes ids forgettable;
-            # a call.queued older than the horizon would be late, so its outcome is forgotten.
-            if q.seen:
-                q.seen = {eid: ts for eid, ts in q.seen.items() if ts >= q.closed_before_ms}
-            if q.finished_calls:
-                q.finished_calls = {c: ts for c, ts in q.finished_calls.items()
-                                    if ts >= q.closed_before_ms}
-        if q.open_calls:
-            oldest = q.max_ts_ms - self.settings.open_call_ttl_s * 1000
-            if min(q.open_calls.values()) < oldest:
-                expired = {c: t for c, t in q.open_calls.items() if t < oldest}
-                result.counts["open_calls_expired"] += len(expired)
-                q.open_calls = {c: t for c, t in q.open_calls.items() if t >= oldest}
 
     def _finish(self, result: StepResult) -> None:
         """Build the records of every pane closed in the step at once, then free the rows."""
@@ -443,7 +408,8 @@ class PartitionEngine:
         if q is None:
             tenant, _, queue = key.partition("/")
             q = self.queues[key] = QueueState(key, self.queue_settings.policy(tenant, queue),
-                                          self._shard_of(key))
+                                              self._shard_of(key), self.table)
+            self._by_index.append(q)
             self._shard_queues.setdefault(q.shard, []).append(q)
         return q
 
@@ -477,15 +443,14 @@ class PartitionEngine:
         """Take the ids of an already applied batch back into ``seen`` (recovery): rows at or
         below their queue's applied offset, in intervals still open."""
         a = batch.arrays
-        queues = [self.queues.get(key) for key in batch.groups]
-        event_ids = batch.strings["event_id"]
-        for i, (group, source_offset, ts) in enumerate(zip(a["group"].tolist(),
-                                                            a["offset"].tolist(),
-                                                            a["ts_ms"].tolist())):
-            q = queues[group]
-            if q is not None and source_offset <= q.applied_offset and ts >= q.closed_before_ms:
-                q.seen.setdefault(event_ids[i], ts)
+        queues = [self.queues.get(key) if key.count("/") < 2 else None for key in batch.groups]
+        group_index = np.asarray([-1 if q is None else q.index for q in queues], dtype=np.int64)
         if batch.rows:
+            queue_of_row = group_index[a["group"]]
+            queue_of_row[a["kind"] == _AGENT_KIND] = -1
+            t = self.table
+            remember(queue_of_row, a["ts_ms"], a["offset"], _span_column(batch.texts["event_id"]),
+                     t.applied_offset, t.closed_before, t.seen)
             self._id_batches.append((offset, int(a["ts_ms"].max())))
 
     def meta_key(self) -> bytes:
@@ -517,11 +482,14 @@ class PartitionEngine:
         now_ms = max(self.max_ts_ms, self.clock_ms)
         rows: list[int] = []
         described = []
-        for q in self._shard_queues.get(shard, []):
+        queues = self._shard_queues.get(shard, [])
+        open_calls, finished = self.table.calls_of(q.index for q in queues)
+        for q in queues:
             expire_minutes(q.minutes, now_ms)
             starts = sorted(q.panes)
             rows.extend(q.panes[s] for s in starts)
-            described.append(q.to_json(starts))
+            described.append(q.to_json(starts, open_calls.get(q.index, []),
+                                       finished.get(q.index, [])))
         header = {"partition": self.partition, "shard": shard,
                   "partition_max_ts_ms": self.max_ts_ms, "clock_ms": self.clock_ms,
                   "batch_offset": self.batch_offset, "queues": described,
@@ -563,4 +531,9 @@ class PartitionEngine:
 
 def _floor(value: int, step: int) -> int:
     return value - value % step
+
+
+def _span_column(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A string column as the kernels take it: (bytes as uint8, offsets)."""
+    return np.frombuffer(column.blob or b"\0", dtype=np.uint8), column.offsets
 

@@ -11,17 +11,19 @@ header order. Faust stores it as raw bytes (see :mod:`streams.agents.engine`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
+import numpy as np
 import orjson
 
 from kernels import PaneState
+from kernels.spanmap import SpanMap, owner_stats
 from streams.errors import BatchFormatError
 from streams.realtime import MinutePane, minutes_from_json, minutes_to_json
 from streams.settings import QueuePolicy
 
-__all__ = ["QueueState", "NO_TIME", "encode_shard", "decode_shard", "encode_meta",
-           "decode_meta"]
+__all__ = ["QueueState", "QueueTable", "NO_TIME", "encode_shard", "decode_shard",
+           "encode_meta", "decode_meta"]
 
 NO_TIME = -(2**62)
 _SHARD_MAGIC = b"CSQS"
@@ -29,50 +31,114 @@ _META_MAGIC = b"CSQM"
 _SHARD_VERSION = 2
 
 
+class QueueTable:
+    """The keyed state of a partition's queues in the form the admission kernel reads:
+    per-queue scalars as arrays (indexed by :attr:`QueueState.index`), and the event ids,
+    open calls and finished-before-queued calls of every queue in three exact maps
+    (:class:`kernels.spanmap.SpanMap`, owner = queue index)."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.size = 0
+        self.max_ts = np.full(capacity, NO_TIME, dtype=np.int64)
+        self.closed_before = np.full(capacity, NO_TIME, dtype=np.int64)
+        self.applied_offset = np.full(capacity, -1, dtype=np.int64)
+        self.seen = SpanMap()
+        self.open_calls = SpanMap()
+        self.finished = SpanMap()
+
+    def add(self) -> int:
+        """A new queue's index."""
+        if self.size == self.max_ts.size:
+            grow = self.max_ts.size
+            self.max_ts = np.concatenate([self.max_ts, np.full(grow, NO_TIME, dtype=np.int64)])
+            self.closed_before = np.concatenate(
+                [self.closed_before, np.full(grow, NO_TIME, dtype=np.int64)])
+            self.applied_offset = np.concatenate(
+                [self.applied_offset, np.full(grow, -1, dtype=np.int64)])
+        self.size += 1
+        return self.size - 1
+
+    def calls_of(self, indexes: Iterable[int]) -> tuple[dict[int, list[list[Any]]],
+                                                         dict[int, list[list[Any]]]]:
+        """``(open calls, finished calls)`` of the given queues as ``[[call_id, ts], ...]``
+        per queue index, finished calls older than the queue's close left out."""
+        selected = np.zeros(self.size, dtype=np.bool_)
+        selected[list(indexes)] = True
+        out: tuple[dict, dict] = ({}, {})
+        for kept, table, thresholds in ((out[0], self.open_calls, None),
+                                        (out[1], self.finished, self.closed_before)):
+            for owner, key, value in table.entries(selected, thresholds):
+                kept.setdefault(owner, []).append([key.decode(), value])
+        return out
+
+    def waiting(self, now_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per queue index: calls queued at or before ``now_ms`` and still open, and the
+        earliest of their queue times (``NO_TIME`` ... none: a huge value)."""
+        counts = np.zeros(self.size, dtype=np.int64)
+        lowest = np.full(self.size, np.iinfo(np.int64).max, dtype=np.int64)
+        owner_stats(self.open_calls.parts, now_ms, counts, lowest)
+        return counts, lowest
+
+
 class QueueState:
-    """One ``<tenant>/<queue>``: see the field list in :mod:`streams.engine`."""
+    """One ``<tenant>/<queue>``: see the field list in :mod:`streams.engine`. Its scalars live
+    in the partition's :class:`QueueTable` at :attr:`index`."""
 
-    __slots__ = ("key", "tenant", "queue", "policy", "shard", "max_ts_ms", "closed_before_ms",
-                 "applied_offset", "seen", "open_calls", "finished_calls", "panes", "minutes",
-                 "agents",
-                 "realtime_at_ms")
+    __slots__ = ("key", "tenant", "queue", "policy", "shard", "table", "index", "panes",
+                 "minutes", "agents", "realtime_at_ms")
 
-    def __init__(self, key: str, policy: QueuePolicy, shard: int) -> None:
+    def __init__(self, key: str, policy: QueuePolicy, shard: int, table: QueueTable) -> None:
         self.key = key
         self.tenant, _, self.queue = key.partition("/")
         self.policy = policy
         self.shard = shard
-        self.max_ts_ms = NO_TIME
-        self.closed_before_ms = NO_TIME
-        self.applied_offset = -1
-        self.seen: dict[str, int] = {}
-        self.open_calls: dict[str, int] = {}
-        self.finished_calls: dict[str, int] = {}
+        self.table = table
+        self.index = table.add()
         self.panes: dict[int, int] = {}
         self.minutes: dict[int, MinutePane] = {}
         self.agents: dict[str, tuple[str, int]] = {}
         self.realtime_at_ms = NO_TIME
 
-    def to_json(self, pane_starts: list[int]) -> dict[str, Any]:
+    @property
+    def max_ts_ms(self) -> int:
+        return int(self.table.max_ts[self.index])
+
+    @property
+    def closed_before_ms(self) -> int:
+        return int(self.table.closed_before[self.index])
+
+    @closed_before_ms.setter
+    def closed_before_ms(self, value: int) -> None:
+        self.table.closed_before[self.index] = value
+
+    @property
+    def applied_offset(self) -> int:
+        return int(self.table.applied_offset[self.index])
+
+    def to_json(self, pane_starts: list[int], open_calls: list[list[Any]],
+                finished_calls: list[list[Any]]) -> dict[str, Any]:
         """Everything but the pane contents (those travel as PaneState bytes)."""
         return {
             "key": self.key, "max_ts_ms": self.max_ts_ms, "closed_before_ms": self.closed_before_ms,
-            "applied_offset": self.applied_offset,
-            "open_calls": list(self.open_calls.items()),
-            "finished_calls": list(self.finished_calls.items()), "pane_starts": pane_starts,
+            "applied_offset": self.applied_offset, "open_calls": open_calls,
+            "finished_calls": finished_calls, "pane_starts": pane_starts,
             "minutes": minutes_to_json(self.minutes),
             "agents": [[agent, state, ts] for agent, (state, ts) in self.agents.items()],
         }
 
     def restore(self, item: dict[str, Any]) -> None:
-        """Take the scalars, open calls, minute panes and agents of :meth:`to_json`."""
-        self.max_ts_ms = item["max_ts_ms"]
-        self.closed_before_ms = item["closed_before_ms"]
-        self.applied_offset = item["applied_offset"]
-        # Written by earlier versions only; now read back from the batch topic on recovery.
-        self.seen = dict(item.get("seen", ()))
-        self.open_calls = dict(item["open_calls"])
-        self.finished_calls = dict(item.get("finished_calls", ()))
+        """Take the scalars, calls, minute panes and agents of :meth:`to_json`."""
+        t, i = self.table, self.index
+        t.max_ts[i] = item["max_ts_ms"]
+        t.closed_before[i] = item["closed_before_ms"]
+        t.applied_offset[i] = item["applied_offset"]
+        # Ids were written by earlier versions only; now read back from the batch topic.
+        for event_id, ts_ms in item.get("seen", ()):
+            t.seen.put(i, event_id.encode(), ts_ms)
+        for call_id, ts_ms in item["open_calls"]:
+            t.open_calls.put(i, call_id.encode(), ts_ms)
+        for call_id, ts_ms in item.get("finished_calls", ()):
+            t.finished.put(i, call_id.encode(), ts_ms)
         self.minutes = minutes_from_json(item.get("minutes", []))
         self.agents = {agent: (state, ts) for agent, state, ts in item.get("agents", [])}
 

@@ -112,11 +112,13 @@ def expire(minutes: dict[int, MinutePane], now_ms: int) -> None:
 
 
 def realtime_records(queues: Iterable[Any], now_ms: int, spec: SketchSpec,
-                     emitted_at_ms: int) -> list[dict[str, Any]]:
+                     emitted_at_ms: int, waiting: dict[str, tuple[int, int]]
+                     ) -> list[dict[str, Any]]:
     """Snapshot records (``slo.queue-realtime.v1``) of ``queues`` at clock ``now_ms``.
 
-    Each queue object has ``tenant``, ``queue``, ``policy``, ``minutes``, ``open_calls``
-    (call id -> queued time) and ``agents`` (agent id -> (state, since_ms))."""
+    Each queue object has ``key``, ``tenant``, ``queue``, ``policy``, ``minutes`` and
+    ``agents`` (agent id -> (state, since_ms)); ``waiting[key]`` is the number of its calls
+    queued by ``now_ms`` and still open, and the earliest of their queue times."""
     queues = list(queues)
     current = now_ms - now_ms % MINUTE_MS
     sums: list[np.ndarray] = []
@@ -139,7 +141,7 @@ def realtime_records(queues: Iterable[Any], now_ms: int, spec: SketchSpec,
     p90 = sparse_group_quantiles(spec, groups, [0.9])[:, 0] if groups else np.zeros(0)
     out = []
     for i, q in enumerate(queues):
-        waiting = [t for t in q.open_calls.values() if t <= now_ms]
+        calls_waiting, oldest = waiting.get(q.key, (0, 0))
         states: dict[str, int] = {"available": 0, "on_call": 0, "wrapup": 0, "away": 0}
         for state, _ in q.agents.values():
             states[state] = states.get(state, 0) + 1
@@ -151,8 +153,8 @@ def realtime_records(queues: Iterable[Any], now_ms: int, spec: SketchSpec,
             "threshold_s": q.policy.threshold_s,
             "sl_formula": q.policy.sl_formula,
             "sl_target": q.policy.sl_target,
-            "calls_waiting": len(waiting),
-            "oldest_wait_s": (now_ms - min(waiting)) / 1000.0 if waiting else None,
+            "calls_waiting": calls_waiting,
+            "oldest_wait_s": (now_ms - oldest) / 1000.0 if calls_waiting else None,
             "agents": states,
             "staffed": sum(states.values()),
         }

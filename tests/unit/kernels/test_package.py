@@ -14,7 +14,8 @@ import kernels
 MODULES = [
     importlib.import_module(f"kernels.{name}")
     for name in ("_codec", "_jit", "_queueing", "_validate", "aggregate", "erlang", "eventcheck",
-                 "jsonscan", "mapping", "panes", "sketch", "spans", "sparse")
+                 "jsonscan", "mapping", "panes", "sketch", "spanmap", "spans", "sparse",
+                 "admission")
 ]
 
 
