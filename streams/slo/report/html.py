@@ -77,6 +77,21 @@ def _worst_table(worst: Sequence[dict[str, Any]]) -> str:
             f"<th>abandon rate</th><th>ASA s</th></tr>{rows}</table>")
 
 
+def _days_table(days: Sequence[dict[str, Any]]) -> str:
+    if len(days) < 2:
+        return ""
+    rows = "".join(
+        f"<tr><td>{attr(d['date'])}</td><td>{d['intervals']}</td><td>{d['offered']}</td>"
+        f"<td><span{_met(d['met'])}>{_pct(d['service_level'])}</span></td>"
+        f"<td>{_pct(d['target'])}</td><td>{_pct(d['abandon_rate'])}</td>"
+        f"<td>{_pct(d['transfer_rate'])}</td><td>{_pct(d['first_contact_resolution'])}</td>"
+        f"<td>{_pct(d['disposition_coverage'])}</td></tr>" for d in days)
+    return ('<h4>Per day</h4><table class="days"><tr><th>day</th><th>intervals</th>'
+            "<th>offered</th><th>service level</th><th>target</th><th>abandon rate</th>"
+            "<th>transfer rate</th><th>first-contact resolution</th>"
+            f"<th>disposition coverage</th></tr>{rows}</table>")
+
+
 def _queue_section(group: GroupReport, period: Period) -> str:
     s = group.summary
     budget = s["error_budget"]
@@ -97,6 +112,7 @@ def _queue_section(group: GroupReport, period: Period) -> str:
 Error budget: {budget['bad']} bad calls of {_num(budget['allowed_bad'])} allowed
 ({_pct(budget['consumed'], 0)} consumed{exceeded}).</p>
 {charts}
+{_days_table(s['days'])}
 <h4>Worst intervals</h4>
 {_worst_table(s['worst_intervals'])}
 </section>"""

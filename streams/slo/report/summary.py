@@ -16,7 +16,7 @@ from streams.records import service_level
 from streams.slo.report.load import COUNT_FIELDS, Loaded, Period
 
 __all__ = ["sl_terms", "GroupReport", "HeatMap", "summarize_group", "worst_intervals",
-           "heat_map", "build_report", "NO_REPEAT_CALLERS", "NO_DISPOSITIONS"]
+           "heat_map", "days", "build_report", "NO_REPEAT_CALLERS", "NO_DISPOSITIONS"]
 
 NO_REPEAT_CALLERS = ("some intervals with calls have no first-contact-resolution record "
                      "(slo.queue-fcr.v1): read the FCR topic or file too, or the callers were "
@@ -152,9 +152,43 @@ def summarize_group(records: Sequence[dict[str, Any]], period: Period,
             "first_contact_resolution": _first_contact_resolution(records),
             "disposition_coverage": _disposition_coverage(records, totals["handled"]),
         },
+        "days": days(records, period),
         "worst_intervals": worst_intervals(records, period, worst_n),
     }
     return summary, burn_down
+
+
+def days(records: Iterable[dict[str, Any]], period: Period) -> list[dict[str, Any]]:
+    """The period's figures per day of the period's zone (an interval counts in the day of
+    its start), each rate from that day's summed counts: service level, abandon rate and the
+    quality objectives, so a day that spoiled the period can be found."""
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_day[period.local(record["interval_start_ms"]).date().isoformat()].append(record)
+    out = []
+    for day, day_records in sorted(by_day.items()):
+        terms = [sl_terms(r) for r in day_records]
+        good = sum(g for g, _ in terms)
+        denominator = sum(d for _, d in terms)
+        allowed = sum(_allowed_bad(r, d) for r, (_, d) in zip(day_records, terms))
+        sl = _ratio(good, denominator)
+        target = None if denominator == 0 else round(1.0 - allowed / denominator, 9)
+        offered = sum(r["offered"] for r in day_records)
+        handled = sum(r["handled"] for r in day_records)
+        transferred = sum(r["transferred"] for r in day_records)
+        out.append({
+            "date": day,
+            "intervals": len(day_records),
+            "offered": offered,
+            "service_level": sl,
+            "target": target,
+            "met": None if sl is None or target is None else sl >= target,
+            "abandon_rate": _ratio(sum(r["abandoned"] for r in day_records), offered),
+            "transfer_rate": _ratio(transferred, handled),
+            "first_contact_resolution": _first_contact_resolution(day_records)["value"],
+            "disposition_coverage": _disposition_coverage(day_records, handled)["value"],
+        })
+    return out
 
 
 def _first_contact_resolution(records: Sequence[dict[str, Any]]) -> dict[str, Any]:

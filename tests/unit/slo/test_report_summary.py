@@ -243,3 +243,42 @@ def test_first_contact_resolution_is_summed_counts_and_needs_every_interval():
     report, _, _ = report_of([small, large])
     assert queue_summary(report)["quality"]["first_contact_resolution"] == {
         "value": None, "reason": NO_REPEAT_CALLERS}
+
+
+def test_days_split_the_period_by_local_day_with_rates_from_that_days_counts():
+    # Berlin is UTC+1 in March: 23:30 UTC on the 3rd is 00:30 on the 4th there.
+    records = [interval_record("2025-03-03T09:00", answered=10, answered_within=9, handled=10,
+                               transferred=1),
+               interval_record("2025-03-03T10:00", answered=30, answered_within=15, abandoned=10,
+                               handled=30, transferred=2),
+               interval_record("2025-03-03T23:30", answered=4, answered_within=4, handled=4)]
+    for record, (first, repeat, dispositioned) in zip(records, ((8, 2, 10), (25, 5, 27),
+                                                                (4, 0, 1))):
+        record.update(first_calls=first, repeat_calls=repeat, dispositioned=dispositioned)
+    report, groups, _ = report_of(records, tz="Europe/Berlin")
+    monday, tuesday = queue_summary(report)["days"]
+    assert monday == {"date": "2025-03-03", "intervals": 2, "offered": 50,
+                      "service_level": 24 / 50, "target": 0.8, "met": False,
+                      "abandon_rate": 10 / 50, "transfer_rate": 3 / 40,
+                      "first_contact_resolution": 33 / 40, "disposition_coverage": 37 / 40}
+    assert tuesday == {"date": "2025-03-04", "intervals": 1, "offered": 4, "service_level": 1.0,
+                       "target": 0.8, "met": True, "abandon_rate": 0.0, "transfer_rate": 0.0,
+                       "first_contact_resolution": 1.0, "disposition_coverage": 0.25}
+    # The tenant's days are the same sums over its queues; here it has one.
+    assert report["tenants"]["acme"]["days"] == [monday, tuesday]
+    # A day is only judged on figures every one of its intervals carries.
+    del records[1]["first_calls"], records[1]["dispositioned"]
+    report, _, _ = report_of(records, tz="Europe/Berlin")
+    monday = queue_summary(report)["days"][0]
+    assert monday["first_contact_resolution"] is None
+    assert monday["disposition_coverage"] is None
+
+
+def test_days_sum_to_the_period_counts():
+    records = random_records(seed=5, count=200)
+    report, _, _ = report_of(records)
+    for tenant_summary in report["tenants"].values():
+        for summary in (tenant_summary, *tenant_summary["queues"].values()):
+            assert sum(d["offered"] for d in summary["days"]) == summary["totals"]["offered"]
+            assert sum(d["intervals"] for d in summary["days"]) == summary["intervals"]
+            assert [d["date"] for d in summary["days"]] == sorted(d["date"] for d in summary["days"])
