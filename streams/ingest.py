@@ -235,7 +235,6 @@ class IngestStage:
         produces are acknowledged, so no offset is committed past an unacknowledged poll.
         Heartbeats go out only when no poll is in flight (step 5 follows step 4)."""
         assert self._consumer is not None, "call start() first"
-        s = self.settings.ingest
         last_report = time.monotonic()
         in_flight: deque[_Produced] = deque()
         active: set[TopicPartition] = set()

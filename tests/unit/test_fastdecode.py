@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.columns import ColumnBatch, build_batch
-from streams.contract import EVENT_TYPES, Decoder, Rejection, event_key
+from streams.contract import EVENT_TYPES, Decoder, event_key
 from streams.fastdecode import FastCondenser
 from streams.ingest import Condenser
 from streams.settings import IngestSettings

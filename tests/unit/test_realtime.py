@@ -10,11 +10,10 @@ import orjson
 import pytest
 
 from streams.agentstate import decode_updates, encode_updates, updates_by_partition
-from streams.columns import build_batch
 from streams.engine import PartitionEngine
 from streams.replay import replay_lines
 from streams.settings import EngineSettings, QueueSettings, Settings
-from tests.unit.test_engine import T0, TOPIC, answered_call, batches_of, call_event, outcome
+from tests.unit.test_engine import T0, answered_call, batches_of, call_event, outcome
 
 ENGINE = EngineSettings()
 QUEUES = QueueSettings()

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Iterable, Sequence
 
-from streams.records import service_level
 from streams.slo.report.load import COUNT_FIELDS, Loaded, Period
 
 __all__ = ["sl_terms", "GroupReport", "HeatMap", "summarize_group", "worst_intervals",
