@@ -28,7 +28,7 @@ BUDGET_SCHEMA = "slo.error-budget.v1"
 _KEPT = ("tenant", "queue", "interval_start_ms", "interval_end_ms", "threshold_s", "sl_formula",
          "sl_target", "entered", "offered", "answered", "abandoned", "answered_within",
          "abandoned_within", "handled", "transferred", "wait_unknown", "asa_s", "aht_s",
-         "service_level", "abandoned_wait_s", "first_calls", "repeat_calls", "dispositioned")
+         "service_level", "abandoned_wait_s", "resolved_calls", "unresolved_calls", "dispositioned")
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,11 @@ class SloEvaluator:
                ) -> list[Output]:
         """A first-contact-resolution record (``slo.queue-fcr.v1``): its counts join the
         interval's; the budgets of the queue's FCR objectives are evaluated again, since the
-        counts come a little after the interval record."""
+        counts come a window (``fcr_window_s``) after the interval record."""
         key = (record["tenant"], record["queue"])
         start = record["interval_start_ms"]
-        counts = {"first_calls": record["first_calls"], "repeat_calls": record["repeat_calls"]}
+        counts = {"resolved_calls": record["resolved_calls"],
+                  "unresolved_calls": record["unresolved_calls"]}
         interval = self.history[key].get(start)
         if interval is None:
             if not self.history[key]:
@@ -96,7 +97,9 @@ class SloEvaluator:
             return []
         interval.update(counts)
         end = record["interval_end_ms"]
-        if quiet or now_ms - end > self.slo.alerts.stale_after_s * 1000 + self.interval_ms:
+        # Final once the window after the interval passed: stale only some time after that.
+        due_ms = end + record["fcr_window_s"] * 1000
+        if quiet or now_ms - due_ms > self.slo.alerts.stale_after_s * 1000 + self.interval_ms:
             return []
         return self._budgets(key, end, indicator="first_contact_resolution")
 
@@ -145,8 +148,8 @@ class SloEvaluator:
         day = start - start % DAY_MS
         records = [r for s, r in self.history[key].items() if day <= s <= start]
         sums: dict[str, Any] = {}
-        for name in ("offered", "abandoned", "handled", "transferred", "first_calls",
-                     "repeat_calls", "dispositioned"):
+        for name in ("offered", "abandoned", "handled", "transferred", "resolved_calls",
+                     "unresolved_calls", "dispositioned"):
             values = [r[name] for r in records]
             sums[name] = None if any(v is None for v in values) else sum(values)
         sums["sl_formula"] = records[-1]["sl_formula"]
@@ -158,6 +161,10 @@ class SloEvaluator:
         out = []
         for name, objective in sorted(self.slo.objectives(tenant, queue).items()):
             if indicator is not None and objective.indicator != indicator:
+                continue
+            if indicator is None and objective.indicator == "first_contact_resolution":
+                # Its counts come a window after the interval (on_fcr): judged then, in the
+                # order of its own intervals, so its alerts never see time run backwards.
                 continue
             record, alerts = self._budget(key, name, objective, end_ms)
             out.append(Output("budget", f"{tenant}/{queue}", record))

@@ -1,27 +1,29 @@
 """First-contact resolution by repeat callers: contacts in, one final record per queue interval.
 
 A *contact* is a ``call.queued`` event with a ``caller`` that the engine applied (not a
-duplicate, not late), as the engine of its queue's partition reports it. A contact is a
-*repeat* when the same caller had an earlier contact with the same tenant less than
-``fcr_window_s`` before it (earlier: by ``(ts_ms, call_id)``; the same ``call_id`` again
-within the window, such as a call moved to another queue, is the same contact, counted where
-it came first by ``(ts_ms, queue)``). Each repeat marks the caller's previous call
-unresolved, so over any period ``first_calls / (first_calls + repeat_calls)`` is the share of
-calls not followed by a repeat within the window.
+duplicate, not late), as the engine of its queue's partition reports it. A contact is
+*unresolved* when the same caller contacts the same tenant again less than ``fcr_window_s``
+after it, in any queue (later: by ``(ts_ms, call_id)``); otherwise it was *resolved* at the
+first contact. The verdict belongs to the call that failed to resolve the matter, so to its
+queue and interval, not to the queue the caller tried next. The same ``call_id`` again within
+the window (a call moved to another queue, say) is one contact, counted where it came first
+by ``(ts_ms, queue)``.
 
-The verdict of a contact depends only on earlier contacts, so a queue interval's counts are
-final once no earlier contact can still arrive. A caller's contacts come from the engines of
-every partition, so :class:`FcrState` keeps a *mark* per source partition: the engine of
-partition ``p`` promises that every contact it sends after mark ``M`` has ``ts_ms >= M``
-(its idle horizon: an earlier ``call.queued`` would be late there and never applied). The
-watermark is the smallest mark over all source partitions; an interval whose end it reaches
-is final and gets its record on ``slo.queue-fcr.v1``. Because the verdicts are a function of
-the set of contacts, any arrival order gives the same records, and replay (which judges
-everything at the end) gives them too.
+A verdict depends on the contacts of the window that follows, so a queue interval's counts
+are final once no contact earlier than its end + ``fcr_window_s`` can still arrive: records
+come one window after their interval. A caller's contacts come from the engines of every
+partition, so :class:`FcrState` keeps a *mark* per source partition: the engine of partition
+``p`` promises that every contact it sends after mark ``M`` has ``ts_ms >= M`` (its idle
+horizon: an earlier ``call.queued`` would be late there and never applied). The watermark is
+the smallest mark over all source partitions; an interval whose end + window it reaches is
+final and gets its record on ``slo.queue-fcr.v1``. Because the verdicts are a function of the
+set of contacts, any arrival order gives the same records, and replay (which judges everything
+at the end) gives them too.
 
-Memory: every caller with a contact in the last window, with those contacts (about 300
-bytes for a caller with one). Contacts older than the watermark can only be resends (an
-engine applying a batch again after a restart) and are skipped, as are repeated call ids.
+Memory: every caller with a contact since a window and an interval before the watermark, with
+those contacts (about 300 bytes for a caller with one). Contacts older than the watermark can
+only be resends (an engine applying a batch again after a restart) and are skipped, as are
+repeated call ids.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class FcrState:
         if watermark <= self.watermark_ms:
             return []
         self.watermark_ms = watermark
-        records = self._finalize(lambda end: end <= watermark)
+        records = self._finalize(lambda end: end + self.window_ms <= watermark)
         self._expire()
         return records
 
@@ -110,24 +112,25 @@ class FcrState:
         for end in sorted(e for e in self.pending if due(e)):
             counts: dict[tuple[str, str], list[int]] = {}
             for tenant, queue, caller, ts_ms, call_id in self.pending.pop(end):
-                first_repeat = counts.setdefault((tenant, queue), [0, 0])
-                first_repeat[1 if self._is_repeat(tenant, caller, ts_ms, call_id) else 0] += 1
-            for (tenant, queue), (first, repeat) in sorted(counts.items()):
-                records.append(self._record(tenant, queue, end, first, repeat))
+                resolved_unresolved = counts.setdefault((tenant, queue), [0, 0])
+                unresolved = self._called_again(tenant, caller, ts_ms, call_id)
+                resolved_unresolved[1 if unresolved else 0] += 1
+            for (tenant, queue), (resolved, unresolved) in sorted(counts.items()):
+                records.append(self._record(tenant, queue, end, resolved, unresolved))
         return records
 
-    def _is_repeat(self, tenant: str, caller: str, ts_ms: int, call_id: str) -> bool:
-        previous = None
+    def _called_again(self, tenant: str, caller: str, ts_ms: int, call_id: str) -> bool:
+        """Whether the caller has a later contact less than a window after this one."""
         for entry in self.callers[(tenant, caller)]:
-            if (entry[0], entry[1]) >= (ts_ms, call_id):
-                break
-            previous = entry
-        return previous is not None and ts_ms - previous[0] < self.window_ms
+            if (entry[0], entry[1]) > (ts_ms, call_id):
+                return entry[0] - ts_ms < self.window_ms
+        return False
 
     def _expire(self) -> None:
-        """Forget contacts a window before the watermark: every contact still to be judged
-        is at or after it, so they can precede none within the window."""
-        oldest = self.watermark_ms - self.window_ms
+        """Forget contacts a window and an interval before the watermark: the contacts still
+        to be judged are in intervals ending less than a window before it, and a contact yet
+        to come (at or after the watermark) is the same call as none of the forgotten."""
+        oldest = self.watermark_ms - self.window_ms - self.interval_ms
         for key in list(self.callers):
             history = self.callers[key]
             if history[0][0] <= oldest:
@@ -137,13 +140,13 @@ class FcrState:
                 else:
                     del self.callers[key]
 
-    def _record(self, tenant: str, queue: str, end: int, first: int, repeat: int
+    def _record(self, tenant: str, queue: str, end: int, resolved: int, unresolved: int
                 ) -> dict[str, Any]:
         return {"schema": FCR_SCHEMA, "tenant": tenant, "queue": queue,
                 "interval_start_ms": end - self.interval_ms, "interval_end_ms": end,
-                "fcr_window_s": self.window_s, "contacts": first + repeat,
-                "first_calls": first, "repeat_calls": repeat,
-                "first_contact_resolution": first / (first + repeat)}
+                "fcr_window_s": self.window_s, "contacts": resolved + unresolved,
+                "resolved_calls": resolved, "unresolved_calls": unresolved,
+                "first_contact_resolution": resolved / (resolved + unresolved)}
 
 
 def records_by_interval(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str, int], dict]:

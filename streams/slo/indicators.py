@@ -1,8 +1,8 @@
 """SLO indicators of one interval record: good and total events for an objective.
 
 An indicator whose fields a record does not carry (first-contact resolution needs
-``first_calls``/``repeat_calls``, joined from the interval's ``slo.queue-fcr.v1`` record once
-it came; disposition coverage needs ``dispositioned``, missing from records of older engines)
+``resolved_calls``/``unresolved_calls``, joined from the interval's ``slo.queue-fcr.v1``
+record, which comes ``fcr_window_s`` after the interval; disposition coverage needs ``dispositioned``, missing from records of older engines)
 gives ``None`` with a reason, never a made-up number.
 """
 
@@ -41,11 +41,10 @@ def _ratio_fields(record: Mapping[str, Any], indicator: str) -> tuple[int, int] 
     if indicator == "transfer_rate":
         return record["handled"] - record["transferred"], record["handled"]
     if indicator == "first_contact_resolution":
-        first, repeat = record.get("first_calls"), record.get("repeat_calls")
-        if first is None or repeat is None:
+        resolved, unresolved = record.get("resolved_calls"), record.get("unresolved_calls")
+        if resolved is None or unresolved is None:
             return None
-        # Each repeat call marks an earlier call of the same caller unresolved.
-        return first, first + repeat
+        return resolved, resolved + unresolved
     if indicator == "disposition_coverage":
         dispositioned = record.get("dispositioned")
         if dispositioned is None:

@@ -19,9 +19,14 @@ from tests.integration.worker_process import Worker, wait_for_records, wait_for_
 pytestmark = pytest.mark.timeout(420)
 
 
+#: One hour, the shortest: an FCR record is final a window after its interval.
+FCR_WINDOW = {"fcr_window_s": 3600}
+
+
 def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
-    settings = make_settings(kafka_bootstrap)
-    # Three hours ago, so every interval is closed by its watermark or by the idle rule.
+    settings = make_settings(kafka_bootstrap, slo=FCR_WINDOW)
+    # Three hours ago, so every interval is closed by its watermark or by the idle rule, and
+    # every FCR record is final (its window ends more than an hour ago).
     start = (now_ms() - 3 * 3_600_000) // 900_000 * 900_000
     events = call_events(start, 1500, queues=4, duplicates=0.03, disorder_ms=30_000, late=0.02,
                          callers=60)
@@ -30,7 +35,7 @@ def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
     expected_records = {record_sort_key(r): r for r in expected.records}
     expected_fcr = {record_sort_key(r): r for r in expected.fcr_records}
     # Repeat callers across queues, so across partitions: the FCR stage's marks matter.
-    assert sum(r["repeat_calls"] for r in expected.fcr_records) > 100
+    assert sum(r["unresolved_calls"] for r in expected.fcr_records) > 100
 
     worker = Worker(settings, tmp_path, kafka_bootstrap)
     worker.start()
@@ -65,10 +70,11 @@ def _record_count(bootstrap: str, topic: str) -> int:
 
 
 def test_kill_9_mid_stream_loses_and_doubles_nothing(kafka_bootstrap, make_settings, tmp_path):
-    settings = make_settings(kafka_bootstrap, ingest={"batch_max_events": 200})
-    # Five hours of calls, six to one hour ago: each fifth closes intervals by its watermarks,
-    # well before a partition is quiet long enough (idle_close_s) for the wall clock to count.
-    start = (now_ms() - 6 * 3_600_000) // 900_000 * 900_000
+    settings = make_settings(kafka_bootstrap, ingest={"batch_max_events": 200}, slo=FCR_WINDOW)
+    # Five hours of calls, seven to two hours ago: each fifth closes intervals by its
+    # watermarks, well before a partition is quiet long enough (idle_close_s) for the wall
+    # clock to count; the FCR window of the last calls ends an hour ago.
+    start = (now_ms() - 7 * 3_600_000) // 900_000 * 900_000
     events = call_events(start, 3000, queues=5, seed=11, duplicates=0.02, gap_ms=6000,
                          callers=80)
     replayed = replay_lines((orjson.dumps(e) for e in events), settings)

@@ -47,7 +47,7 @@ def test_report_reads_the_intervals_topic(kafka_bootstrap, make_settings, tmp_pa
     # First-contact resolution of every acme/support interval, on the FCR topic.
     fcr = [{"schema": "slo.queue-fcr.v1", "tenant": "acme", "queue": "support",
             "interval_start_ms": r["interval_start_ms"], "interval_end_ms": r["interval_end_ms"],
-            "fcr_window_s": 86_400, "contacts": 10, "first_calls": 8, "repeat_calls": 2,
+            "fcr_window_s": 86_400, "contacts": 10, "resolved_calls": 8, "unresolved_calls": 2,
             "first_contact_resolution": 0.8}
            for r in expected if (r["tenant"], r["queue"]) == ("acme", "support")]
     asyncio.run(produce(kafka_bootstrap, settings.topics.fcr, map(message, fcr)))
@@ -61,8 +61,8 @@ def test_report_reads_the_intervals_topic(kafka_bootstrap, make_settings, tmp_pa
                                 "kept": len(expected), "outside_period": 1,
                                 "other_tenants": 0, "fcr_read": 40, "fcr_joined": 40}
     quality = summary["tenants"]["acme"]["queues"]["support"]["quality"]
-    assert quality["first_contact_resolution"] == {"value": 0.8, "first_calls": 320,
-                                                   "repeat_calls": 80}
+    assert quality["first_contact_resolution"] == {"value": 0.8, "resolved_calls": 320,
+                                                   "unresolved_calls": 80}
     assert summary["source"] == (f"topic {settings.topics.intervals} on "
                                  f"{settings.kafka.bootstrap}")
     for tenant, tenant_summary in summary["tenants"].items():

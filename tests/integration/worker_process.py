@@ -20,8 +20,9 @@ from streams.replay import record_sort_key
 from streams.settings import Settings
 from tests.integration.kafka_helpers import read_all, topic_exists
 
-#: The settings sections a test's worker gets from its :class:`Settings` (the broker address,
-#: web port and data directory come from the environment, per worker).
+#: The settings sections a test's worker gets from its :class:`Settings`, with
+#: ``slo.fcr_window_s`` (the broker address, web port and data directory come from the
+#: environment, per worker).
 _CONFIG_SECTIONS = ("topics", "ingest", "worker", "engine")
 
 
@@ -33,6 +34,8 @@ def settings_toml(settings: Settings) -> str:
         for key, value in dataclasses.asdict(getattr(settings, section)).items():
             # JSON strings, integers and booleans are valid TOML values.
             lines.append(f"{key} = {json.dumps(value)}")
+    # The first-contact-resolution window decides when FCR records are final.
+    lines.append(f"[slo]\nfcr_window_s = {settings.slo.fcr_window_s}")
     return "\n".join(lines) + "\n"
 
 

@@ -126,7 +126,7 @@ def check_fcr(value: Any, where: str) -> dict[str, Any]:
     for name in ("tenant", "queue"):
         if not isinstance(value.get(name), str):
             raise CallsloError(f"{where}: field {name!r} must be a string")
-    for name in ("interval_start_ms", "interval_end_ms", "first_calls", "repeat_calls"):
+    for name in ("interval_start_ms", "interval_end_ms", "resolved_calls", "unresolved_calls"):
         v = value.get(name)
         if type(v) is not int or v < 0:
             raise CallsloError(f"{where}: field {name!r} is {v!r}, expected an integer >= 0")
@@ -184,15 +184,15 @@ class Collector:
 
     def result(self) -> Loaded:
         """The kept records, each with the counts of its first-contact-resolution record
-        (``first_calls``, ``repeat_calls``) when one was read."""
+        (``resolved_calls``, ``unresolved_calls``) when one was read."""
         self.progress.done()
         records = []
         for key in sorted(self._kept):
             record = self._kept[key]
             fcr = self._fcr.get(key)
             if fcr is not None:
-                record = {**record, "first_calls": fcr["first_calls"],
-                          "repeat_calls": fcr["repeat_calls"]}
+                record = {**record, "resolved_calls": fcr["resolved_calls"],
+                          "unresolved_calls": fcr["unresolved_calls"]}
                 self.counts["fcr_joined"] += 1
             records.append(record)
         counts = Counter(self.counts)

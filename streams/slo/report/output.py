@@ -22,7 +22,7 @@ CSV_COLUMNS = (
     "short_abandoned", "dequeued", "answered_within", "abandoned_within", "service_level",
     "sl_met", "sl_good", "sl_denominator", "asa_s", "abandon_rate", "handled", "aht_s",
     "max_wait_s", "transferred", "wait_unknown", "wait_p50_s", "wait_p90_s", "wait_p95_s",
-    "wait_p99_s", "dispositioned", "first_calls", "repeat_calls")
+    "wait_p99_s", "dispositioned", "resolved_calls", "unresolved_calls")
 
 
 def _cell(value: Any) -> Any:

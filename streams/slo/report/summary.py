@@ -18,8 +18,9 @@ __all__ = ["sl_terms", "GroupReport", "HeatMap", "summarize_group", "worst_inter
            "heat_map", "days", "build_report", "NO_REPEAT_CALLERS", "NO_DISPOSITIONS"]
 
 NO_REPEAT_CALLERS = ("some intervals with calls have no first-contact-resolution record "
-                     "(slo.queue-fcr.v1): read the FCR topic or file too, or the callers were "
-                     "not sent")
+                     "(slo.queue-fcr.v1, final fcr_window_s after its interval): read the FCR "
+                     "topic or file too, wait for the window to pass, or the callers were not "
+                     "sent")
 NO_DISPOSITIONS = ("some records carry no dispositioned count (written by an engine before it "
                    "had one)")
 
@@ -191,15 +192,15 @@ def days(records: Iterable[dict[str, Any]], period: Period) -> list[dict[str, An
 
 
 def _first_contact_resolution(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Share of the period's contacts that were first calls, from counts, and only when every
-    interval with calls has its FCR counts (a partial sum would overstate the share)."""
+    """Share of the period's contacts resolved at the first contact, from counts, and only
+    when every interval with calls has its FCR counts (a partial sum would misstate it)."""
     counted = [r for r in records if r["entered"]]
-    if any(r.get("first_calls") is None for r in counted):
+    if any(r.get("resolved_calls") is None for r in counted):
         return {"value": None, "reason": NO_REPEAT_CALLERS}
-    first = sum(r["first_calls"] for r in counted)
-    repeat = sum(r["repeat_calls"] for r in counted)
-    return {"value": _ratio(first, first + repeat), "first_calls": first,
-            "repeat_calls": repeat}
+    resolved = sum(r["resolved_calls"] for r in counted)
+    unresolved = sum(r["unresolved_calls"] for r in counted)
+    return {"value": _ratio(resolved, resolved + unresolved), "resolved_calls": resolved,
+            "unresolved_calls": unresolved}
 
 
 def _disposition_coverage(records: Sequence[dict[str, Any]], handled: int) -> dict[str, Any]:

@@ -179,21 +179,21 @@ def _fcr(start: str, first: int, repeat: int, **fields) -> dict:
     start_ms = at_ms(start)
     return {"schema": "slo.queue-fcr.v1", "tenant": "acme", "queue": "support",
             "interval_start_ms": start_ms, "interval_end_ms": start_ms + 900_000,
-            "fcr_window_s": 86_400, "contacts": first + repeat, "first_calls": first,
-            "repeat_calls": repeat, **fields}
+            "fcr_window_s": 86_400, "contacts": first + repeat, "resolved_calls": first,
+            "unresolved_calls": repeat, **fields}
 
 
 def test_fcr_records_join_their_interval_records_in_any_order():
     nine, quarter = interval_record("2025-03-03T09:00"), interval_record("2025-03-03T09:15")
     loaded = collect([_fcr("2025-03-03T09:15", 3, 1), nine, quarter, _fcr("2025-03-03T09:00", 8, 2),
                       _fcr("2025-03-03T10:00", 1, 0)])
-    assert [(r.get("first_calls"), r.get("repeat_calls")) for r in loaded.records] == [
+    assert [(r.get("resolved_calls"), r.get("unresolved_calls")) for r in loaded.records] == [
         (8, 2), (3, 1)]
     assert loaded.counts["fcr_read"] == 3 and loaded.counts["fcr_joined"] == 2
     assert loaded.counts["read"] == 2  # interval records only
 
 
-@pytest.mark.parametrize("bad", [{"first_calls": -1}, {"repeat_calls": "2"}, {"tenant": None}])
+@pytest.mark.parametrize("bad", [{"resolved_calls": -1}, {"unresolved_calls": "2"}, {"tenant": None}])
 def test_a_damaged_fcr_record_names_its_place(bad):
     with pytest.raises(CallsloError, match="record 1: field"):
         collect([_fcr("2025-03-03T09:00", 1, 1, **bad)])

@@ -234,12 +234,12 @@ def test_heat_map_sums_counts_per_weekday_and_local_slot():
 def test_first_contact_resolution_is_summed_counts_and_needs_every_interval():
     small = interval_record("2025-03-03T09:00", answered=4)
     large = interval_record("2025-03-03T09:15", answered=96)
-    small.update(first_calls=0, repeat_calls=4)
-    large.update(first_calls=90, repeat_calls=6)
+    small.update(resolved_calls=0, unresolved_calls=4)
+    large.update(resolved_calls=90, unresolved_calls=6)
     report, _, _ = report_of([small, large])
     assert queue_summary(report)["quality"]["first_contact_resolution"] == {
-        "value": 0.9, "first_calls": 90, "repeat_calls": 10}
-    del small["first_calls"], small["repeat_calls"]  # an interval without its FCR record
+        "value": 0.9, "resolved_calls": 90, "unresolved_calls": 10}
+    del small["resolved_calls"], small["unresolved_calls"]  # an interval without its FCR record
     report, _, _ = report_of([small, large])
     assert queue_summary(report)["quality"]["first_contact_resolution"] == {
         "value": None, "reason": NO_REPEAT_CALLERS}
@@ -254,7 +254,7 @@ def test_days_split_the_period_by_local_day_with_rates_from_that_days_counts():
                interval_record("2025-03-03T23:30", answered=4, answered_within=4, handled=4)]
     for record, (first, repeat, dispositioned) in zip(records, ((8, 2, 10), (25, 5, 27),
                                                                 (4, 0, 1))):
-        record.update(first_calls=first, repeat_calls=repeat, dispositioned=dispositioned)
+        record.update(resolved_calls=first, unresolved_calls=repeat, dispositioned=dispositioned)
     report, groups, _ = report_of(records, tz="Europe/Berlin")
     monday, tuesday = queue_summary(report)["days"]
     assert monday == {"date": "2025-03-03", "intervals": 2, "offered": 50,
@@ -267,7 +267,7 @@ def test_days_split_the_period_by_local_day_with_rates_from_that_days_counts():
     # The tenant's days are the same sums over its queues; here it has one.
     assert report["tenants"]["acme"]["days"] == [monday, tuesday]
     # A day is only judged on figures every one of its intervals carries.
-    del records[1]["first_calls"], records[1]["dispositioned"]
+    del records[1]["resolved_calls"], records[1]["dispositioned"]
     report, _, _ = report_of(records, tz="Europe/Berlin")
     monday = queue_summary(report)["days"][0]
     assert monday["first_contact_resolution"] is None

@@ -1,5 +1,6 @@
 """First-contact resolution against a plain reference: the same records whatever the order in
-which the source partitions' contacts and marks arrive, resends changing nothing."""
+which the source partitions' contacts and marks arrive, resends changing nothing; a record is
+final only a window after its interval."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ EXAMPLES = settings(derandomize=True, database=None, deadline=None, max_examples
 
 
 def reference(contacts: list[Contact], window_s: int = WINDOW_S) -> dict[tuple, tuple[int, int]]:
-    """(tenant, queue, interval start) -> (first, repeat), straight from the definition."""
+    """(tenant, queue, interval start) -> (resolved, unresolved), straight from the definition:
+    a contact is unresolved when its caller contacts the tenant again within the window."""
     window_ms = window_s * 1000
     earliest: dict[tuple, Contact] = {}
     for c in contacts:
@@ -31,11 +33,11 @@ def reference(contacts: list[Contact], window_s: int = WINDOW_S) -> dict[tuple, 
     kept = list(earliest.values())
     out: dict[tuple, list[int]] = {}
     for c in kept:
-        repeat = any(d.tenant == c.tenant and d.caller == c.caller
-                     and (d.ts_ms, d.call_id) < (c.ts_ms, c.call_id)
-                     and c.ts_ms - d.ts_ms < window_ms for d in kept)
+        called_again = any(d.tenant == c.tenant and d.caller == c.caller
+                           and (d.ts_ms, d.call_id) > (c.ts_ms, c.call_id)
+                           and d.ts_ms - c.ts_ms < window_ms for d in kept)
         counts = out.setdefault((c.tenant, c.queue, c.ts_ms - c.ts_ms % I_MS), [0, 0])
-        counts[1 if repeat else 0] += 1
+        counts[1 if called_again else 0] += 1
     return {k: (f, r) for k, (f, r) in out.items()}
 
 
@@ -48,10 +50,10 @@ def as_counts(records) -> dict[tuple, tuple[int, int]]:
     for r in records:
         key = (r["tenant"], r["queue"], r["interval_start_ms"])
         assert key not in out, f"two records for {key}"
-        assert r["contacts"] == r["first_calls"] + r["repeat_calls"]
+        assert r["contacts"] == r["resolved_calls"] + r["unresolved_calls"]
         assert r["interval_end_ms"] == r["interval_start_ms"] + I_MS
-        assert r["first_contact_resolution"] == r["first_calls"] / r["contacts"]
-        out[key] = (r["first_calls"], r["repeat_calls"])
+        assert r["first_contact_resolution"] == r["resolved_calls"] / r["contacts"]
+        out[key] = (r["resolved_calls"], r["unresolved_calls"])
     return out
 
 
@@ -126,12 +128,28 @@ def test_any_arrival_order_gives_the_reference_records(raw, seed):
 
 
 def test_nothing_is_final_before_every_source_partition_has_a_mark():
+    window_ms = WINDOW_S * 1000
     fcr = state(partitions=2)
     c = Contact("acme", "c1", "x", "support", T0 + 60_000)
-    assert fcr.apply(ContactBatch(0, (c,), T0 + 10 * I_MS)) == []
-    [record] = fcr.apply(ContactBatch(1, (), T0 + I_MS))
-    assert (record["first_calls"], record["repeat_calls"]) == (1, 0)
+    assert fcr.apply(ContactBatch(0, (c,), T0 + 100 * I_MS)) == []
+    [record] = fcr.apply(ContactBatch(1, (), T0 + I_MS + window_ms))
+    assert (record["resolved_calls"], record["unresolved_calls"]) == (1, 0)
     assert record["fcr_window_s"] == WINDOW_S and record["schema"] == "slo.queue-fcr.v1"
+
+
+def test_a_record_waits_a_window_after_its_interval_and_blames_the_first_queue():
+    window_ms = WINDOW_S * 1000
+    fcr = state(partitions=1)
+    first = Contact("acme", "c1", "x", "billing", T0 + 60_000)
+    again = Contact("acme", "c1", "y", "support", T0 + window_ms - 1)
+    # The interval of the first call ended, but its caller may still call again.
+    assert fcr.apply(ContactBatch(0, (first,), T0 + 2 * I_MS)) == []
+    assert fcr.apply(ContactBatch(0, (again,), T0 + window_ms)) == []
+    records = fcr.apply(ContactBatch(0, (), T0 + I_MS + window_ms))
+    # The call that did not settle the matter is the billing queue's, not the support queue's.
+    assert as_counts(records) == {("acme", "billing", T0): (0, 1)}
+    later = fcr.apply(ContactBatch(0, (), T0 + 2 * window_ms + I_MS))
+    assert as_counts(later) == {("acme", "support", T0 + window_ms - I_MS): (1, 0)}
 
 
 def test_the_window_is_exclusive_and_other_tenants_are_other_callers():
@@ -141,8 +159,10 @@ def test_the_window_is_exclusive_and_other_tenants_are_other_callers():
                                       ("globex", window_ms)]):
         fcr.add(Contact(tenant, "c1", f"call{i}", "q", T0 + ts))
     counts = as_counts(fcr.finish())
-    # 0: first; window-1 after it: repeat; exactly a window after that: first again.
+    # 0 is called again window-1 later: unresolved; that one's next call is exactly a window
+    # later: resolved, as is the last one of acme and the one of globex.
     assert sum(f for f, _ in counts.values()) == 3 and sum(r for _, r in counts.values()) == 1
+    assert counts[("acme", "q", T0)] == (0, 1)
     assert counts[("globex", "q", T0 + window_ms - window_ms % I_MS)] == (1, 0)
 
 
@@ -150,7 +170,7 @@ def test_a_call_moved_to_another_queue_is_one_contact_counted_where_it_came_firs
     fcr = state(partitions=1)
     later = Contact("acme", "c1", "x", "billing", T0 + 5 * 60_000)
     first = Contact("acme", "c1", "x", "support", T0 + 60_000)
-    records = fcr.apply(ContactBatch(0, (later, first), T0 + 5 * I_MS))
+    records = fcr.apply(ContactBatch(0, (later, first), T0 + I_MS + WINDOW_S * 1000))
     assert as_counts(records) == {("acme", "support", T0): (1, 0)}
     assert fcr.counts["same_call"] == 1 and fcr.counts["contacts"] == 1
 
@@ -161,8 +181,11 @@ def test_contacts_before_the_watermark_are_resends_and_old_callers_are_forgotten
     fcr.apply(ContactBatch(0, (c,), T0 + I_MS))
     assert fcr.apply(ContactBatch(0, (c,), None)) == []
     assert fcr.counts["resent"] == 1
-    fcr.apply(ContactBatch(0, (), T0 + WINDOW_S * 1000 + I_MS))
-    assert fcr.callers == {}
+    assert fcr.apply(ContactBatch(0, (), T0 + WINDOW_S * 1000)) == []
+    assert fcr.callers != {}  # a later call within the window may still come
+    [record] = fcr.apply(ContactBatch(0, (), T0 + WINDOW_S * 1000 + I_MS))
+    assert record["resolved_calls"] == 1
+    assert fcr.callers == {}  # judged, and no call to come can be the same one
 
 
 def test_contact_messages_route_by_tenant_and_send_marks_everywhere():
