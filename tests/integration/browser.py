@@ -17,6 +17,10 @@ from streams.localkafka import free_port
 from tests.unit.slo.test_report_browser import FLAGS
 
 
+class PageError(RuntimeError):
+    """The page threw while evaluating an expression (often: it is still loading)."""
+
+
 class Browser:
     """One headless Chromium showing ``url``; :meth:`evaluate` and :meth:`screenshot` talk to
     its page. Stopped by its pid in :meth:`close`."""
@@ -57,8 +61,13 @@ class Browser:
                         return message["result"]
 
     def evaluate(self, expression: str) -> Any:
+        """The value of ``expression`` in the page; :class:`PageError` when it threw (a page
+        still loading has no document yet: callers that poll retry on it)."""
         result = asyncio.run(self.call("Runtime.evaluate", expression=expression,
                                        returnByValue=True))
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            raise PageError(details.get("exception", {}).get("description") or details.get("text"))
         return result["result"].get("value")
 
     def screenshot(self, path: Path) -> None:

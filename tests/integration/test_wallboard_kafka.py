@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.demo import DEMO_SCENARIO
 from streams.localkafka import free_port
 from tests.integration.kafka_helpers import produce
-from tests.integration.browser import Browser
+from tests.integration.browser import Browser, PageError
 from tests.unit.slo.test_report_browser import chromium_or_fail
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -60,7 +60,7 @@ def _wait(what: str, check, proc: subprocess.Popen, log: Path, timeout_s: float 
         assert proc.poll() is None, f"worker exited:\n{log.read_text()[-3000:]}"
         try:
             found = check()
-        except OSError:
+        except (OSError, PageError):  # the server or the page not ready yet
             found = None
         if found:
             return found
