@@ -30,6 +30,7 @@ import os
 import socket
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -324,11 +325,11 @@ class QueuePolicy:
         _require(0 <= self.short_abandon_s <= 3600, "short_abandon_s", "must be 0..3600 seconds")
         _require(self.sl_formula in SL_FORMULAS, "sl_formula", f"must be one of {SL_FORMULAS}")
 
-    @property
+    @cached_property
     def threshold_ms(self) -> int:
         return round(self.threshold_s * 1000)
 
-    @property
+    @cached_property
     def short_abandon_ms(self) -> int:
         return round(self.short_abandon_s * 1000)
 
@@ -344,10 +345,19 @@ class QueueSettings:
 
     def policy(self, tenant: str, queue: str) -> QueuePolicy:
         """The rules for one queue."""
-        found = dict(self.overrides).get(f"{tenant}/{queue}")
+        found = self._by_queue.get(f"{tenant}/{queue}")
         if found is None:
-            found = dict(self.tenants).get(tenant, self.defaults)
+            found = self._by_tenant.get(tenant, self.defaults)
         return found
+
+    # Built once: every new queue asks (the settings are frozen, so they never go stale).
+    @cached_property
+    def _by_queue(self) -> dict[str, QueuePolicy]:
+        return dict(self.overrides)
+
+    @cached_property
+    def _by_tenant(self) -> dict[str, QueuePolicy]:
+        return dict(self.tenants)
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> "QueueSettings":

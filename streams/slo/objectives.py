@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -147,12 +148,22 @@ class SloSettings:
 
     def objectives(self, tenant: str, queue: str) -> dict[str, Objective]:
         """The objectives of one queue by name."""
-        found = dict(self.overrides).get(f"{tenant}/{queue}")
+        found = self._by_queue.get(f"{tenant}/{queue}")
         if found is None:
-            found = dict(self.tenants).get(tenant, self.defaults)
+            found = self._by_tenant.get(tenant, self.defaults)
         return dict(found)
 
-    @property
+    # Asked for every record the SLO stage reads: the lookups are built once (the settings
+    # are frozen, so a cached value never goes stale).
+    @cached_property
+    def _by_queue(self) -> dict[str, tuple[tuple[str, Objective], ...]]:
+        return dict(self.overrides)
+
+    @cached_property
+    def _by_tenant(self) -> dict[str, tuple[tuple[str, Objective], ...]]:
+        return dict(self.tenants)
+
+    @cached_property
     def longest_window_days(self) -> int:
         """Days of interval history the evaluator keeps for any queue."""
         every = [o for _, level in ((None, self.defaults),) + self.tenants + self.overrides
