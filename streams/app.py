@@ -19,6 +19,7 @@ from streams.agents.slo import register_slo
 from streams.ingest import IngestStage
 from streams.settings import Settings
 from streams.topics import ensure_topics
+from streams.warmup import warm_up
 from streams.web import register_web
 
 __all__ = ["create_app", "run_worker"]
@@ -129,6 +130,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         created = asyncio.run(ensure_topics(settings))
         if created:
             log.info("created topics %s", created)
+    # Compile (or load) every kernel before joining the groups, not during the first polls.
+    warm_up(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()
