@@ -37,6 +37,7 @@ from streams import clients
 from streams.columns import ColumnBatch, build_batch, merge_batches
 from streams.contract import Decoder, Rejection
 from streams.fastdecode import FastCondenser
+from streams.fetch import bare_records
 from streams.settings import Settings
 
 __all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "dlq_headers",
@@ -216,6 +217,7 @@ class IngestStage:
         except BaseException:
             await self._producer.stop()
             raise
+        bare_records(self._consumer)  # offset, key and value, without a ConsumerRecord each
 
     async def stop(self) -> None:
         self._stopping.set()

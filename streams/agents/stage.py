@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams import clients
+from streams.fetch import bare_records
 from streams.publish import send_keyed
 from streams.settings import Settings
 
@@ -77,6 +78,7 @@ class ConsumerStage:
         await self._producer.start()
         try:
             await self._consumer.start()
+            bare_records(self._consumer)  # records read by offset and value only
             self._consumer.subscribe(self.topics, listener=_Forget(self))
         except BaseException:
             await self._producer.stop()

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import clients
+from streams.fetch import bare_records
 from streams.settings import Settings
 from streams.topics import partition_ids
 from streams.web.view import WallboardView
@@ -57,6 +58,7 @@ class ViewReader(mode.Service):
     async def _read(self) -> None:
         consumer = clients.consumer(self.settings.kafka, "wallboard")
         await consumer.start()
+        bare_records(consumer)  # records read by timestamp and value only
         next_check = 0.0
         try:
             while not self.should_stop:
