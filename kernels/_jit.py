@@ -37,7 +37,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-__all__ = ["jit", "JIT_OPTIONS", "float64_bits", "prefetch"]
+__all__ = ["jit", "JIT_OPTIONS", "float64_bits", "prefetch", "same_bytes"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,6 +52,18 @@ JIT_OPTIONS: dict[str, Any] = {
 def jit(func: F) -> F:
     """Compile ``func`` with callslo's kernel options (see the module docstring)."""
     return numba.njit(**JIT_OPTIONS)(func)
+
+
+@jit
+def same_bytes(a, a_start, a_end, b, b_start, b_end):
+    """Whether ``a[a_start:a_end]`` and ``b[b_start:b_end]`` (uint8 arrays) hold the same
+    bytes; the kernels compare names, ids and keys in place with it, without slicing."""
+    if a_end - a_start != b_end - b_start:
+        return False
+    for q in range(a_end - a_start):
+        if a[a_start + q] != b[b_start + q]:
+            return False
+    return True
 
 
 @intrinsic

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, same_bytes
 from .jsonscan import ABSENT, INT, NULL, STRING, STRINGS, ScannedObjects
 
 __all__ = ["NOT_A_FIELD", "IDENTIFIER", "KEY_PART", "DURATION", "SMALL_INT", "TEXT", "ONE_OF",
@@ -147,16 +147,6 @@ def check_events(buf: np.ndarray, scanned: ScannedObjects, rules: EventRules,
 
 
 @jit
-def _equal(a, a_start, a_end, b, b_start, b_end):
-    if a_end - a_start != b_end - b_start:
-        return False
-    for q in range(a_end - a_start):
-        if a[a_start + q] != b[b_start + q]:
-            return False
-    return True
-
-
-@jit
 def _has_slash(buf, s, e):
     for q in range(s, e):
         if buf[q] == _SLASH:
@@ -232,7 +222,7 @@ def _check(buf, kind, start, end, value, printable, items, unsure, message_bytes
             continue
         t = -1
         for candidate in range(type_starts.size):
-            if _equal(buf, start[m, type_slot], end[m, type_slot], type_buf,
+            if same_bytes(buf, start[m, type_slot], end[m, type_slot], type_buf,
                       type_starts[candidate], type_ends[candidate]):
                 t = candidate
                 break
@@ -281,7 +271,7 @@ def _check(buf, kind, start, end, value, printable, items, unsure, message_bytes
                 table = enum_of[t, j]
                 found = -1
                 for i in range(enum_counts[table]):
-                    if _equal(buf, start[m, j], end[m, j], enum_buf, enum_starts[table, i],
+                    if same_bytes(buf, start[m, j], end[m, j], enum_buf, enum_starts[table, i],
                               enum_ends[table, i]):
                         found = i
                         break
@@ -317,7 +307,7 @@ def _check(buf, kind, start, end, value, printable, items, unsure, message_bytes
             middle = 7 if agent_key[t] else 1  # "/agent/" or "/"
             if ke - ks != (te_ - ts_) + middle + (ge - gs):
                 continue
-            if not _equal(key_buf, ks, ks + te_ - ts_, buf, ts_, te_):
+            if not same_bytes(key_buf, ks, ks + te_ - ts_, buf, ts_, te_):
                 continue
             p = ks + te_ - ts_
             if agent_key[t]:
@@ -327,7 +317,7 @@ def _check(buf, kind, start, end, value, printable, items, unsure, message_bytes
                     continue
             elif key_buf[p] != 47:
                 continue
-            if not _equal(key_buf, p + middle, ke, buf, gs, ge):
+            if not same_bytes(key_buf, p + middle, ke, buf, gs, ge):
                 continue
         accepted[m] = True
         type_code[m] = t

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, same_bytes
 
 __all__ = ["ABSENT", "NULL", "STRING", "INT", "TRUE", "FALSE", "STRINGS", "ScannedObjects",
            "scan_objects", "printable_table"]
@@ -230,17 +230,8 @@ def _literal(buf, p, e, a, b, c, d, e5):
 
 @jit
 def _slot_of(buf, ks, ke, name_buf, name_starts, name_ends):
-    length = ke - ks
     for j in range(name_starts.size):
-        ns = name_starts[j]
-        if name_ends[j] - ns != length:
-            continue
-        same = True
-        for q in range(length):
-            if buf[ks + q] != name_buf[ns + q]:
-                same = False
-                break
-        if same:
+        if same_bytes(buf, ks, ke, name_buf, name_starts[j], name_ends[j]):
             return j
     return -1
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, same_bytes
 
 __all__ = ["SpanMap", "NO_OWNER_THRESHOLD"]
 
@@ -147,13 +147,7 @@ def find(parts, owner, h, buf, s, e):
             if free < 0:
                 free = i
         elif hashes[x] == h and owners[x] == owner and lengths[x] == length:
-            start = starts[x]
-            same = True
-            for q in range(length):
-                if arena[start + q] != buf[s + q]:
-                    same = False
-                    break
-            if same:
+            if same_bytes(arena, starts[x], starts[x] + length, buf, s, e):
                 return i, x
         i = (i + 1) & mask
 

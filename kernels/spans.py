@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, same_bytes
 
 __all__ = ["gather_spans", "intern_keys"]
 
@@ -90,16 +90,6 @@ def _key_hash(flag, buf, a_start, a_end, b_start, b_end):
 
 
 @jit
-def _same_span(buf, s1, e1, s2, e2):
-    if e1 - s1 != e2 - s2:
-        return False
-    for q in range(e1 - s1):
-        if buf[s1 + q] != buf[s2 + q]:
-            return False
-    return True
-
-
-@jit
 def _intern(flag, buf, spans, table, ids, first_rows):
     mask = np.uint64(table.size - 1)
     count = 0
@@ -118,8 +108,8 @@ def _intern(flag, buf, spans, table, ids, first_rows):
                 count += 1
                 break
             r = first_rows[g]
-            if (flag[r] == flag[i] and _same_span(buf, spans[0, r], spans[1, r], a0, a1)
-                    and _same_span(buf, spans[2, r], spans[3, r], b0, b1)):
+            if (flag[r] == flag[i] and same_bytes(buf, spans[0, r], spans[1, r], buf, a0, a1)
+                    and same_bytes(buf, spans[2, r], spans[3, r], buf, b0, b1)):
                 ids[i] = g
                 break
             slot = (slot + 1) & np.int64(mask)
