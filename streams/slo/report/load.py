@@ -126,7 +126,8 @@ def check_fcr(value: Any, where: str) -> dict[str, Any]:
     for name in ("tenant", "queue"):
         if not isinstance(value.get(name), str):
             raise CallsloError(f"{where}: field {name!r} must be a string")
-    for name in ("interval_start_ms", "interval_end_ms", "resolved_calls", "unresolved_calls"):
+    for name in ("interval_start_ms", "interval_end_ms", "fcr_window_s", "resolved_calls",
+                 "unresolved_calls"):
         v = value.get(name)
         if type(v) is not int or v < 0:
             raise CallsloError(f"{where}: field {name!r} is {v!r}, expected an integer >= 0")

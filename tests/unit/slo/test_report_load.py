@@ -193,7 +193,8 @@ def test_fcr_records_join_their_interval_records_in_any_order():
     assert loaded.counts["read"] == 2  # interval records only
 
 
-@pytest.mark.parametrize("bad", [{"resolved_calls": -1}, {"unresolved_calls": "2"}, {"tenant": None}])
+@pytest.mark.parametrize("bad", [{"resolved_calls": -1}, {"unresolved_calls": "2"}, {"tenant": None},
+                                 {"fcr_window_s": None}])
 def test_a_damaged_fcr_record_names_its_place(bad):
     with pytest.raises(CallsloError, match="record 1: field"):
         collect([_fcr("2025-03-03T09:00", 1, 1, **bad)])
