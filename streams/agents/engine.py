@@ -6,7 +6,8 @@ see :meth:`PartitionEngine.shard_value`). Every step follows the same order, so 
 at any point neither loses nor doubles a count:
 
 1. apply the batch (or close idle intervals) in memory;
-2. publish the final interval records, the late dead letters, the agent updates for
+2. publish the final interval records, the late dead letters (their original bytes, read
+   back from the events topic), the agent updates for
    queues (fanned out to their partitions of the batch topic, see :mod:`streams.agentstate`)
    and the contacts for first-contact resolution (with the partition's mark, see
    :mod:`streams.contacts`), and wait for the broker's acknowledgement;
@@ -46,7 +47,7 @@ from typing import Any, AsyncIterator
 
 import faust
 import orjson
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import clients
 from streams.agentstate import UPDATE_MAGIC, decode_updates, encode_updates, updates_by_partition
@@ -55,6 +56,7 @@ from streams.contacts import contact_messages
 from streams.contract import event_key
 from streams.engine import PartitionEngine, StepResult
 from streams.errors import BatchFormatError
+from streams.fetch import bare_records
 from streams.ingest import dlq_headers
 from streams.publish import send_keyed
 from streams.settings import Settings
@@ -96,6 +98,8 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
     # aiokafka producer of our own: a Faust topic send costs ~100 us in Faust's machinery,
     # and a step may publish thousands of records. The changelog stays Faust's.
     outputs: list[AIOKafkaProducer] = []
+    # A consumer of the events topic of our own, for the original bytes of late events.
+    sources: list[AIOKafkaConsumer] = []
     realtime_due: dict[int, float] = {}
 
     async def engine_for(partition: int) -> PartitionEngine:
@@ -198,17 +202,20 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         delivered = await send_keyed(producer, topics.intervals, (
             (f"{record['tenant']}/{record['queue']}".encode(), orjson.dumps(record), [])
             for record in step.records))
+        originals = await original_messages(engine.partition, [late.offset for late in step.late])
         for late in step.late:
             event = late.event
+            original = originals.get(late.offset)
+            key, value = ((event_key(event).encode(), orjson.dumps(event)) if original is None
+                          else original)
             delivered.append(await send(
-                topics.dlq, orjson.dumps(event), key=event_key(event).encode(),
-                partition=late.source_partition,
+                topics.dlq, value, key=key, partition=late.source_partition,
                 headers=dlq_headers(
                     reason="late", source_topic=topics.events,
                     detail=(f"interval starting {late.interval_start_ms} closed; every interval "
                             f"ending at or before {late.closed_before_ms} is final"),
                     source_partition=late.source_partition, source_offset=late.offset,
-                    rejected_at_ms=now_ms, reconstructed=True)))
+                    rejected_at_ms=now_ms, reconstructed=original is None)))
         for partition, updates in updates_by_partition(step.agent_updates, topics.partitions).items():
             delivered.append(await send(topics.batches, encode_updates(updates),
                                         partition=partition))
@@ -246,6 +253,40 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         return await state.changelog_topic.send(key=key, value=value, partition=engine.partition,
                                                 key_serializer="raw", value_serializer="raw")
 
+    async def original_messages(partition: int, offsets: list[int]
+                                ) -> dict[int, tuple[bytes | None, bytes]]:
+        """(key, value) of the source messages at ``offsets`` of the events topic's
+        ``partition``, as they came, for the late dead letters. Late events are few and
+        their offsets lie within one batch, so one read of that span; a message the topic
+        no longer keeps (retention) is missing, and its dead letter says it was rebuilt."""
+        if not offsets:
+            return {}
+        if not sources:
+            consumer = clients.consumer(settings.kafka, "engine-late")
+            await consumer.start()
+            bare_records(consumer)
+            sources.append(consumer)
+        consumer = sources[0]
+        tp = TopicPartition(topics.events, partition)
+        consumer.assign([tp])
+        first, last = min(offsets), max(offsets)
+        kept_from = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, max(first, kept_from))
+        wanted = set(offsets)
+        found: dict[int, tuple[bytes | None, bytes]] = {}
+        deadline = time.monotonic() + 30
+        while await consumer.position(tp) <= min(last, end - 1) and time.monotonic() < deadline:
+            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                if record.offset in wanted and record.value is not None:
+                    found[record.offset] = (record.key, record.value)
+        if len(found) < len(wanted):
+            log.warning("engine: %d of %d late events of partition %d are no longer on %s; "
+                        "their dead letters carry the event rebuilt from the batch",
+                        len(wanted) - len(found), len(wanted), partition, topics.events)
+        counts["late_originals"] += len(found)
+        return found
+
     async def publish_realtime(engine: PartitionEngine) -> None:
         now = time.monotonic()
         if now < realtime_due.get(engine.partition, 0.0):
@@ -268,6 +309,8 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
             finally:
                 if outputs:
                     await outputs.pop().stop()
+                if sources:
+                    await sources.pop().stop()
 
     async def flush_all() -> None:
         """Write every partition's pending state (stopping, or partitions revoked). Should this

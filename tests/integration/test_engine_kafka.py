@@ -60,6 +60,15 @@ def test_worker_records_equal_replay(kafka_bootstrap, make_settings, tmp_path):
         late = [r for r in asyncio.run(read_all(kafka_bootstrap, settings.topics.dlq))
                 if dict(r.headers)["callslo.reason"] == b"late"]
         assert len(late) == expected.counts["late"]
+        # A late dead letter is the message as it came, read back from the events topic.
+        sent = {(r.partition, r.offset): r
+                for r in asyncio.run(read_all(kafka_bootstrap, settings.topics.events))}
+        for record in late:
+            headers = dict(record.headers)
+            assert "callslo.value" not in headers  # not rebuilt from the batch
+            source = sent[int(headers["callslo.source.partition"]),
+                          int(headers["callslo.source.offset"])]
+            assert (record.key, record.value) == (source.key, source.value)
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()
