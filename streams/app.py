@@ -4,6 +4,7 @@ stage 2's agents and tables registered from ``streams/agents/``."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 
@@ -124,6 +125,24 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
+#: Allocations between two young-generation collections (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Set the cyclic garbage collector for a process that allocates a few objects per event
+    and holds a large, long-lived state. With CPython's defaults it ran a collection every few
+    hundred records and scanned the queues' state over and over: the worker did 73k events/s
+    with 1,000 queues and 30k with 100,000 where it does 87k and 42k with this (bench/README.md).
+    What exists at start (the app, the settings, the compiled kernels) is frozen out of every
+    later collection; young collections run every ``GC_YOUNG_THRESHOLD`` allocations, which
+    bounds what cyclic garbage can pile up to that many objects. Reference counting, which
+    frees everything else, is untouched."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     if settings.topics.create_missing:
@@ -133,5 +152,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # Compile (or load) every kernel before joining the groups, not during the first polls.
     warm_up(settings)
     app = create_app(settings)
+    tune_gc()
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

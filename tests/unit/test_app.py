@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.app import create_app
+from streams.app import GC_YOUNG_THRESHOLD, create_app, tune_gc
 from streams.settings import Settings
 
 
@@ -25,3 +25,16 @@ def test_the_agents_consumer_waits_at_most_fetch_max_wait_ms_per_fetch(tmp_path)
 
     assert asyncio.run(fetch_max_wait_ms()) == 50
     assert Settings.from_mapping({}, env={}).worker.fetch_max_wait_ms == 100
+
+
+def test_tune_gc_freezes_what_exists_and_collects_young_objects_less_often():
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 20, 100)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
