@@ -37,7 +37,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-__all__ = ["jit", "JIT_OPTIONS", "float64_bits", "prefetch", "same_bytes"]
+__all__ = ["jit", "JIT_OPTIONS", "data_pointer", "float64_bits", "prefetch", "same_bytes"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,10 +54,33 @@ def jit(func: F) -> F:
     return numba.njit(**JIT_OPTIONS)(func)
 
 
+@intrinsic
+def data_pointer(typingctx, array):
+    """A C-contiguous array's data as a raw pointer (``ptr[i]`` reads and writes element
+    ``i`` of the flattened array), for the arguments of helpers called per byte or per field.
+
+    Numba wraps every array argument of a call in an atomic reference-count increment and
+    decrement, and they stay in the caller's loop even when the helper is inlined: about
+    9 ns per array per call, measured. The JSON scanner called its string, whitespace and
+    field-name helpers with arrays about 60 times per event, and 1.1 of its 1.4 us per
+    event went to that bookkeeping. A pointer is a plain machine word. The caller keeps the
+    array alive for as long as the helper runs (it is the caller's own argument or local).
+    """
+    if not (isinstance(array, types.Array) and array.layout == "C"):
+        return None
+    signature = types.CPointer(array.dtype)(array)
+
+    def codegen(context, builder, sig, args):
+        return context.make_array(sig.args[0])(context, builder, args[0]).data
+
+    return signature, codegen
+
+
 @jit
 def same_bytes(a, a_start, a_end, b, b_start, b_end):
-    """Whether ``a[a_start:a_end]`` and ``b[b_start:b_end]`` (uint8 arrays) hold the same
-    bytes; the kernels compare names, ids and keys in place with it, without slicing."""
+    """Whether ``a[a_start:a_end]`` and ``b[b_start:b_end]`` (uint8 arrays, or their
+    :func:`data_pointer`) hold the same bytes; the kernels compare names, ids and keys in
+    place with it, without slicing."""
     if a_end - a_start != b_end - b_start:
         return False
     for q in range(a_end - a_start):

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._jit import jit, same_bytes
+from ._jit import data_pointer, jit, same_bytes
 
 __all__ = ["ABSENT", "NULL", "STRING", "INT", "TRUE", "FALSE", "STRINGS", "ScannedObjects",
            "scan_objects", "printable_table"]
@@ -90,6 +90,7 @@ def scan_objects(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     ``names[j]``). A negative start marks a missing message (unsure)."""
     if not isinstance(buf, np.ndarray) or buf.dtype != np.uint8 or buf.ndim != 1:
         raise TypeError("buf must be a 1-D uint8 array")
+    buf = np.ascontiguousarray(buf)
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     ends = np.ascontiguousarray(ends, dtype=np.int64)
     if starts.shape != ends.shape or starts.ndim != 1:
@@ -111,18 +112,23 @@ def scan_objects(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     # Every item needs at least 3 bytes (`"",`); pages never written are never touched.
     items = np.empty((int(buf.size) // 3 + 16, 4), dtype=np.int64)
     unsure = np.zeros(n, dtype=np.bool_)
-    used = _scan(buf, starts, ends, name_buf, name_starts, name_ends, printable_table(),
-                 kind, start, end, value, printable, items, unsure)
+    # Bytes for the kernel's pointers: a boolean array's elements are bytes there.
+    used = _scan(buf, starts, ends, name_buf, name_starts, name_ends,
+                 printable_table().view(np.uint8), kind, start, end, value,
+                 printable.view(np.uint8), items, unsure)
     return ScannedObjects(kind, start, end, value, printable, items[:used], unsure)
 
 
 # --- kernels ---------------------------------------------------------------
+# The helpers take raw pointers (``data_pointer``), not arrays: they run per byte and per
+# field, where numba's reference counting of array arguments cost more than the scan.
+# ``b`` is the message buffer; 2-D outputs are indexed flat (row * columns + column).
 
 
 @jit
-def _skip_ws(buf, p, e):
+def _skip_ws(b, p, e):
     while p < e:
-        c = buf[p]
+        c = b[p]
         if c != 32 and c != 9 and c != 10 and c != 13:
             break
         p += 1
@@ -130,8 +136,8 @@ def _skip_ws(buf, p, e):
 
 
 @jit
-def _string(buf, p, e, plain, table):
-    """``buf[p]`` is an opening quote. Returns (ok, position after the closing quote,
+def _string(b, p, e, plain, table):
+    """``b[p]`` is an opening quote. Returns (ok, position after the closing quote,
     characters, printable). ``plain`` marks the bytes that need no thought (printable
     ASCII but the quote and the backslash): the inner loop only skips those."""
     p += 1
@@ -139,11 +145,11 @@ def _string(buf, p, e, plain, table):
     continuation = 0
     printable = True
     while True:
-        while p < e and plain[buf[p]]:
+        while p < e and plain[b[p]] != 0:
             p += 1
         if p >= e:
             return False, p, 0, printable
-        c = buf[p]
+        c = b[p]
         if c == _QUOTE:
             return True, p + 1, p - first - continuation, printable
         if c == _BACKSLASH or c < 0x20:
@@ -170,19 +176,19 @@ def _string(buf, p, e, plain, table):
             return False, p, 0, printable
         if p + width > e:
             return False, p, 0, printable
-        second = buf[p + 1]
+        second = b[p + 1]
         if second < low or second > high:
             return False, p, 0, printable
         for q in range(p + 2, p + width):
-            if buf[q] < 0x80 or buf[q] > 0xBF:
+            if b[q] < 0x80 or b[q] > 0xBF:
                 return False, p, 0, printable
         if width == 2:
             code = ((c & 0x1F) << 6) | (second & 0x3F)
-            if not table[code]:
+            if table[code] == 0:
                 printable = False
         elif width == 3:
-            code = ((c & 0x0F) << 12) | ((second & 0x3F) << 6) | (buf[p + 2] & 0x3F)
-            if not table[code]:
+            code = ((c & 0x0F) << 12) | ((second & 0x3F) << 6) | (b[p + 2] & 0x3F)
+            if table[code] == 0:
                 printable = False
         else:
             printable = False  # beyond the table: the exact decoder decides
@@ -191,127 +197,128 @@ def _string(buf, p, e, plain, table):
 
 
 @jit
-def _integer(buf, p, e):
-    """An integer token at ``buf[p]``. Returns (ok, position after it, value)."""
+def _integer(b, p, e):
+    """An integer token at ``b[p]``. Returns (ok, position after it, value)."""
     negative = False
-    if buf[p] == 45:  # '-'
+    if b[p] == 45:  # '-'
         negative = True
         p += 1
-    if p >= e or buf[p] < 48 or buf[p] > 57:
+    if p >= e or b[p] < 48 or b[p] > 57:
         return False, p, 0
     number = 0
-    if buf[p] == 48:  # a leading zero stands alone
+    if b[p] == 48:  # a leading zero stands alone
         p += 1
-        if p < e and 48 <= buf[p] <= 57:
+        if p < e and 48 <= b[p] <= 57:
             return False, p, 0
     else:
         digits = 0
-        while p < e and 48 <= buf[p] <= 57:
+        while p < e and 48 <= b[p] <= 57:
             digits += 1
             if digits > _MAX_INT_DIGITS:
                 return False, p, 0
-            number = number * 10 + (buf[p] - 48)
+            number = number * 10 + (b[p] - 48)
             p += 1
-    if p < e and (buf[p] == 46 or buf[p] == 101 or buf[p] == 69):  # . e E: a float
+    if p < e and (b[p] == 46 or b[p] == 101 or b[p] == 69):  # . e E: a float
         return False, p, 0
     return True, p, -number if negative else number
 
 
 @jit
-def _literal(buf, p, e, a, b, c, d, e5):
-    """The 4- or 5-letter literal ``a b c d [e5]`` at ``buf[p]`` (``e5 < 0``: 4 letters)."""
+def _literal(b, p, e, a, b2, c, d, e5):
+    """The 4- or 5-letter literal ``a b2 c d [e5]`` at ``b[p]`` (``e5 < 0``: 4 letters)."""
     width = 4 if e5 < 0 else 5
     if p + width > e:
         return False
-    if buf[p] != a or buf[p + 1] != b or buf[p + 2] != c or buf[p + 3] != d:
+    if b[p] != a or b[p + 1] != b2 or b[p + 2] != c or b[p + 3] != d:
         return False
-    return width == 4 or buf[p + 4] == e5
+    return width == 4 or b[p + 4] == e5
 
 
 @jit
-def _slot_of(buf, ks, ke, name_buf, name_starts, name_ends):
-    for j in range(name_starts.size):
-        if same_bytes(buf, ks, ke, name_buf, name_starts[j], name_ends[j]):
+def _slot_of(b, ks, ke, names, name_starts, name_ends, k):
+    for j in range(k):
+        if same_bytes(b, ks, ke, names, name_starts[j], name_ends[j]):
             return j
     return -1
 
 
 @jit
-def _scan_one(buf, s, e, m, name_buf, name_starts, name_ends, plain, table, kind, start, end, value,
-              printable, items, used):
-    """One message; returns (ok, items used). Slots are written only for an ok message's
-    fields, but may be left half-written when it is not (the caller clears them)."""
-    p = _skip_ws(buf, s, e)
-    if p >= e or buf[p] != 123:  # '{'
+def _scan_one(b, s, e, row, names, name_starts, name_ends, k, plain, table, kind, start, end,
+              value, printable, items, capacity, used):
+    """One message, whose slots start at flat index ``row``; returns (ok, items used). Slots
+    are written only for an ok message's fields, but may be left half-written when it is
+    not (the caller clears them)."""
+    p = _skip_ws(b, s, e)
+    if p >= e or b[p] != 123:  # '{'
         return False, used
-    p = _skip_ws(buf, p + 1, e)
-    if p < e and buf[p] == 125:  # '}'
-        return _skip_ws(buf, p + 1, e) == e, used
+    p = _skip_ws(b, p + 1, e)
+    if p < e and b[p] == 125:  # '}'
+        return _skip_ws(b, p + 1, e) == e, used
     while True:
-        if p >= e or buf[p] != _QUOTE:
+        if p >= e or b[p] != _QUOTE:
             return False, used
         ks = p + 1
-        ok, p, _, _ = _string(buf, p, e, plain, table)
+        ok, p, _, _ = _string(b, p, e, plain, table)
         if not ok:
             return False, used
-        slot = _slot_of(buf, ks, p - 1, name_buf, name_starts, name_ends)
-        p = _skip_ws(buf, p, e)
-        if p >= e or buf[p] != 58:  # ':'
+        slot = _slot_of(b, ks, p - 1, names, name_starts, name_ends, k)
+        p = _skip_ws(b, p, e)
+        if p >= e or b[p] != 58:  # ':'
             return False, used
-        p = _skip_ws(buf, p + 1, e)
+        p = _skip_ws(b, p + 1, e)
         if p >= e:
             return False, used
-        c = buf[p]
+        c = b[p]
         vkind = ABSENT
         vstart = p
         vend = p
         vvalue = 0
         vprintable = False
         if c == _QUOTE:
-            ok, p, chars, vprintable = _string(buf, p, e, plain, table)
+            ok, p, chars, vprintable = _string(b, p, e, plain, table)
             if not ok:
                 return False, used
             vkind, vstart, vend, vvalue = STRING, vstart + 1, p - 1, chars
         elif c == 45 or 48 <= c <= 57:
-            ok, p, vvalue = _integer(buf, p, e)
+            ok, p, vvalue = _integer(b, p, e)
             if not ok:
                 return False, used
             vkind = INT
         elif c == 110:  # null
-            if not _literal(buf, p, e, 110, 117, 108, 108, -1):
+            if not _literal(b, p, e, 110, 117, 108, 108, -1):
                 return False, used
             vkind, p = NULL, p + 4
         elif c == 116:  # true
-            if not _literal(buf, p, e, 116, 114, 117, 101, -1):
+            if not _literal(b, p, e, 116, 114, 117, 101, -1):
                 return False, used
             vkind, p = TRUE, p + 4
         elif c == 102:  # false
-            if not _literal(buf, p, e, 102, 97, 108, 115, 101):
+            if not _literal(b, p, e, 102, 97, 108, 115, 101):
                 return False, used
             vkind, p = FALSE, p + 5
         elif c == 91:  # '[': strings only
             vkind, vstart = STRINGS, used
-            p = _skip_ws(buf, p + 1, e)
-            if p < e and buf[p] == 93:
+            p = _skip_ws(b, p + 1, e)
+            if p < e and b[p] == 93:
                 p += 1
             else:
                 while True:
-                    if p >= e or buf[p] != _QUOTE or used >= items.shape[0]:
+                    if p >= e or b[p] != _QUOTE or used >= capacity:
                         return False, used
                     item_start = p + 1
-                    ok, p, chars, item_printable = _string(buf, p, e, plain, table)
+                    ok, p, chars, item_printable = _string(b, p, e, plain, table)
                     if not ok:
                         return False, used
-                    items[used, 0] = item_start
-                    items[used, 1] = p - 1
-                    items[used, 2] = chars
-                    items[used, 3] = 1 if item_printable else 0
+                    items[4 * used] = item_start
+                    items[4 * used + 1] = p - 1
+                    items[4 * used + 2] = chars
+                    items[4 * used + 3] = 1 if item_printable else 0
                     used += 1
-                    p = _skip_ws(buf, p, e)
-                    if p < e and buf[p] == 44:  # ','
-                        p = _skip_ws(buf, p + 1, e)
+                    p = _skip_ws(b, p, e)
+                    if p < e and b[p] == 44:  # ','
+                        p = _skip_ws(b, p + 1, e)
                         continue
-                    if p < e and buf[p] == 93:  # ']'
+                    if p < e and b[p] == 93:  # ']'
                         p += 1
                         break
                     return False, used
@@ -319,39 +326,48 @@ def _scan_one(buf, s, e, m, name_buf, name_starts, name_ends, plain, table, kind
         else:
             return False, used  # a nested object, or not JSON
         if slot >= 0:
-            if kind[m, slot] != ABSENT:
+            at = row + slot
+            if kind[at] != ABSENT:
                 return False, used  # the same field twice
-            kind[m, slot] = vkind
-            start[m, slot] = vstart
-            end[m, slot] = vend
-            value[m, slot] = vvalue
-            printable[m, slot] = vprintable
-        p = _skip_ws(buf, p, e)
-        if p < e and buf[p] == 44:
-            p = _skip_ws(buf, p + 1, e)
+            kind[at] = vkind
+            start[at] = vstart
+            end[at] = vend
+            value[at] = vvalue
+            printable[at] = 1 if vprintable else 0
+        p = _skip_ws(b, p, e)
+        if p < e and b[p] == 44:
+            p = _skip_ws(b, p + 1, e)
             continue
-        if p < e and buf[p] == 125:
-            return _skip_ws(buf, p + 1, e) == e, used
+        if p < e and b[p] == 125:
+            return _skip_ws(b, p + 1, e) == e, used
         return False, used
 
 
 @jit
 def _scan(buf, starts, ends, name_buf, name_starts, name_ends, table, kind, start, end, value,
           printable, items, unsure):
-    plain = np.zeros(256, dtype=np.bool_)
+    plain_bytes = np.zeros(256, dtype=np.uint8)
     for c in range(0x20, 0x7F):
-        plain[c] = c != _QUOTE and c != _BACKSLASH
+        plain_bytes[c] = c != _QUOTE and c != _BACKSLASH
+    k = kind.shape[1]
+    b, plain, table_p = data_pointer(buf), data_pointer(plain_bytes), data_pointer(table)
+    names, nstarts, nends = (data_pointer(name_buf), data_pointer(name_starts),
+                             data_pointer(name_ends))
+    kind_p, start_p, end_p = data_pointer(kind), data_pointer(start), data_pointer(end)
+    value_p, printable_p = data_pointer(value), data_pointer(printable)
+    items_p = data_pointer(items)
     used = 0
     for m in range(starts.size):
         if starts[m] < 0:
             unsure[m] = True
             continue
-        ok, after = _scan_one(buf, starts[m], ends[m], m, name_buf, name_starts, name_ends,
-                              plain, table, kind, start, end, value, printable, items, used)
+        ok, after = _scan_one(b, starts[m], ends[m], m * k, names, nstarts, nends, k, plain,
+                              table_p, kind_p, start_p, end_p, value_p, printable_p, items_p,
+                              items.shape[0], used)
         if ok:
             used = after
         else:
             unsure[m] = True
-            for j in range(kind.shape[1]):
+            for j in range(k):
                 kind[m, j] = ABSENT
     return used
