@@ -25,7 +25,7 @@ from .erlang import QueueMetrics, StaffingResult, erlang_a, erlang_c, required_a
 from .mapping import DEFAULT_SPEC, SketchSpec
 from .panes import NO_WAIT, RECORD_WIDTH, Field, PaneState, merge_panes, pane_quantiles
 from .sketch import DEFAULT_QUANTILES, Sketches, WaitSketch, quantile_rank
-from .sparse import SparseSketch, merge_sparse, sparse_group_quantiles, sparse_rows
+from .sparse import SparseSketch, merge_sparse, sparse_group_quantiles, sparse_group_summary, sparse_rows
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -48,6 +48,7 @@ __all__ = [
     "merge_sparse",
     "SparseSketch",
     "sparse_group_quantiles",
+    "sparse_group_summary",
     "sparse_rows",
     "pane_quantiles",
     "quantile_rank",

@@ -25,7 +25,7 @@ from .mapping import OVERFLOW_COL, UNDERFLOW_COL, ZERO_COL, SketchSpec, bucket_o
 from .sketch import Sketches, check_quantiles
 
 __all__ = ["SparseSketch", "sparse_rows", "sparse_groups", "sparse_groups_flat", "merge_sparse",
-           "sparse_group_quantiles", "position_values"]
+           "sparse_group_quantiles", "sparse_group_summary", "position_values"]
 
 SparseSketch = tuple[np.ndarray, np.ndarray]
 """``(pos, count)``: see the module docstring."""
@@ -152,12 +152,18 @@ def sparse_group_quantiles(spec: SketchSpec, groups: Sequence[Sequence[SparseSke
     Returns ``(len(groups), len(qs))`` float64, NaN for an empty group: the same answers as
     :meth:`kernels.sketch.Sketches.quantiles` on the merged dense sketches.
     """
+    return sparse_group_summary(spec, groups, qs)[0]
+
+
+def sparse_group_summary(spec: SketchSpec, groups: Sequence[Sequence[SparseSketch]],
+                         qs: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sparse_group_quantiles` and each group's total count (int64), from one pass."""
     qs_array = check_quantiles(qs)
     n_groups = len(groups)
     out = np.full((n_groups, qs_array.size), np.nan)
     sizes = [sum(part[0].size for part in group) for group in groups]
     if not any(sizes):
-        return out
+        return out, np.zeros(n_groups, dtype=np.int64)
     group_of = np.repeat(np.arange(n_groups, dtype=np.int64), sizes)
     pos = np.concatenate([part[0] for group in groups for part in group])
     counts = np.concatenate([part[1] for group in groups for part in group])
@@ -173,4 +179,4 @@ def sparse_group_quantiles(spec: SketchSpec, groups: Sequence[Sequence[SparseSke
         ranks = np.floor((totals[present] - 1) * q).astype(np.int64)
         index = np.searchsorted(cumulative, before[present] + ranks + 1, side="left")
         out[present, j] = values[pos[index]]
-    return out
+    return out, totals

@@ -14,7 +14,8 @@ import numpy as np
 from kernels import Field, PaneState, pane_quantiles
 from streams.settings import QueuePolicy
 
-__all__ = ["IntervalKey", "interval_records", "window_fields", "service_level", "QUANTILES"]
+__all__ = ["IntervalKey", "interval_records", "window_columns", "wait_column", "service_level",
+           "QUANTILES"]
 
 #: Wait-time quantiles reported per interval (answered calls), as record field suffixes.
 QUANTILES = ((0.50, "p50"), (0.90, "p90"), (0.95, "p95"), (0.99, "p99"))
@@ -46,45 +47,71 @@ def service_level(formula: str, answered_within: int, abandoned_within: int, ans
     return numerator / denominator if denominator > 0 else None
 
 
-def _ratio(numerator: float, denominator: float, scale: float = 1.0) -> float | None:
-    return numerator / denominator / scale if denominator > 0 else None
+#: Formula codes of :func:`window_columns`, in the order it computes them.
+_FORMULAS = ("offered", "ignore_abandons", "abandons_within_good", "answered")
 
 
-def window_fields(record: Sequence[int], known_waits: int, policy: QueuePolicy
-                  ) -> dict[str, Any]:
-    """The metrics of one pane or merged window: ``record`` in :class:`kernels.Field` order,
-    ``known_waits`` the answered calls with a known wait (the sketch's count)."""
-    answered = record[Field.ANSWERED]
-    abandoned = record[Field.ABANDONED]
-    dequeued = record[Field.DEQUEUED]
-    answered_within = record[Field.ANSWERED_WITHIN]
-    abandoned_within = record[Field.ABANDONED_WITHIN]
-    handled = record[Field.HANDLED]
+def _ratio_column(numerator: np.ndarray, denominator: np.ndarray, scale: float = 1.0
+                  ) -> list[float | None]:
+    """``numerator / denominator / scale`` per row (as the scalar rule divides: float64,
+    correctly rounded, then scaled), ``None`` where the denominator is not positive."""
+    positive = denominator > 0
+    quotient = np.divide(numerator, denominator, out=np.zeros(numerator.size),
+                         where=positive) / scale
+    return [v if ok else None for v, ok in zip(quotient.tolist(), positive.tolist())]
+
+
+def window_columns(records: np.ndarray, known_waits: np.ndarray,
+                   policies: Sequence[QueuePolicy]) -> dict[str, list[Any]]:
+    """The metrics of panes or merged windows, one row each: ``records`` (n, fields) in
+    :class:`kernels.Field` order, ``known_waits`` the answered calls with a known wait (the
+    sketch's count), ``policies`` each row's queue policy. Returns each metric as a column of
+    Python values (record field order); row i is what :func:`service_level` and the rules of
+    docs/metrics.md give for row i."""
+    r = records
+    answered = r[:, Field.ANSWERED]
+    abandoned = r[:, Field.ABANDONED]
+    dequeued = r[:, Field.DEQUEUED]
+    answered_within = r[:, Field.ANSWERED_WITHIN]
+    abandoned_within = r[:, Field.ABANDONED_WITHIN]
+    handled = r[:, Field.HANDLED]
     offered = answered + abandoned + dequeued
-    sl = service_level(policy.sl_formula, answered_within, abandoned_within, answered,
-                       abandoned, offered)
-    max_wait_ms = record[Field.MAX_WAIT_MS]
+    try:
+        formula = np.asarray([_FORMULAS.index(p.sl_formula) for p in policies], dtype=np.int64)
+    except ValueError:
+        bad = next(p.sl_formula for p in policies if p.sl_formula not in _FORMULAS)
+        raise ValueError(f"unknown sl_formula {bad!r}") from None
+    numerator = np.where(formula == 2, answered_within + abandoned_within, answered_within)
+    denominator = np.choose(formula, [offered, offered - abandoned, offered, answered])
+    sl = _ratio_column(numerator, denominator)
+    targets = [p.sl_target for p in policies]
+    max_wait = r[:, Field.MAX_WAIT_MS]
     return {
-        "entered": record[Field.ENTERED],
-        "offered": offered,
-        "answered": answered,
-        "abandoned": abandoned,
-        "short_abandoned": record[Field.SHORT_ABANDONED],
-        "dequeued": dequeued,
-        "answered_within": answered_within,
-        "abandoned_within": abandoned_within,
+        "entered": r[:, Field.ENTERED].tolist(),
+        "offered": offered.tolist(),
+        "answered": answered.tolist(),
+        "abandoned": abandoned.tolist(),
+        "short_abandoned": r[:, Field.SHORT_ABANDONED].tolist(),
+        "dequeued": dequeued.tolist(),
+        "answered_within": answered_within.tolist(),
+        "abandoned_within": abandoned_within.tolist(),
         "service_level": sl,
-        "sl_met": None if sl is None else sl >= policy.sl_target,
-        "asa_s": _ratio(record[Field.ANSWERED_WAIT_MS], known_waits, 1000.0),
-        "abandon_rate": _ratio(abandoned, offered),
-        "handled": handled,
-        "aht_s": _ratio(record[Field.HANDLE_MS], handled, 1000.0),
-        "max_wait_s": None if max_wait_ms < 0 else max_wait_ms / 1000.0,
-        "transferred": record[Field.TRANSFERRED],
-        "wait_unknown": record[Field.WAIT_UNKNOWN],
-        "abandoned_wait_s": record[Field.ABANDONED_WAIT_MS] / 1000.0,
-        "dispositioned": record[Field.DISPOSITIONED],
+        "sl_met": [None if v is None else v >= t for v, t in zip(sl, targets)],
+        "asa_s": _ratio_column(r[:, Field.ANSWERED_WAIT_MS], known_waits, 1000.0),
+        "abandon_rate": _ratio_column(abandoned, offered),
+        "handled": handled.tolist(),
+        "aht_s": _ratio_column(r[:, Field.HANDLE_MS], handled, 1000.0),
+        "max_wait_s": [None if v < 0 else v / 1000.0 for v in max_wait.tolist()],
+        "transferred": r[:, Field.TRANSFERRED].tolist(),
+        "wait_unknown": r[:, Field.WAIT_UNKNOWN].tolist(),
+        "abandoned_wait_s": (r[:, Field.ABANDONED_WAIT_MS] / 1000.0).tolist(),
+        "dispositioned": r[:, Field.DISPOSITIONED].tolist(),
     }
+
+
+def wait_column(values: np.ndarray) -> list[float | None]:
+    """Wait quantiles in ms (NaN: no answered call with a known wait) as seconds or ``None``."""
+    return [None if v != v else v / 1000.0 for v in values.tolist()]
 
 
 def interval_records(panes: PaneState, rows: Sequence[int], keys: Sequence[IntervalKey],
@@ -93,23 +120,22 @@ def interval_records(panes: PaneState, rows: Sequence[int], keys: Sequence[Inter
     if not rows:
         return []
     rows_array = np.asarray(rows, dtype=np.int64)
-    records = panes.records[rows_array].tolist()
-    known_waits = panes.sketches.counts[rows_array].tolist()
     qs = [q for q, _ in QUANTILES]
     quantiles = pane_quantiles(panes, qs, np.arange(len(rows) + 1, dtype=np.int64), rows_array)
-    out = []
-    for record, known, wait_q, key in zip(records, known_waits, quantiles.tolist(), keys):
-        item: dict[str, Any] = {
-            "tenant": key.tenant,
-            "queue": key.queue,
-            "interval_start_ms": key.interval_start_ms,
-            "interval_end_ms": key.interval_start_ms + interval_ms,
-            "threshold_s": key.policy.threshold_s,
-            "sl_formula": key.policy.sl_formula,
-            "sl_target": key.policy.sl_target,
-        }
-        item.update(window_fields(record, known, key.policy))
-        for value, (_, name) in zip(wait_q, QUANTILES):
-            item[f"wait_{name}_s"] = None if value != value else value / 1000.0
-        out.append(item)
-    return out
+    policies = [key.policy for key in keys]
+    starts = [key.interval_start_ms for key in keys]
+    columns: dict[str, list[Any]] = {
+        "tenant": [key.tenant for key in keys],
+        "queue": [key.queue for key in keys],
+        "interval_start_ms": starts,
+        "interval_end_ms": [start + interval_ms for start in starts],
+        "threshold_s": [p.threshold_s for p in policies],
+        "sl_formula": [p.sl_formula for p in policies],
+        "sl_target": [p.sl_target for p in policies],
+    }
+    columns.update(window_columns(panes.records[rows_array], panes.sketches.counts[rows_array],
+                                  policies))
+    for j, (_, name) in enumerate(QUANTILES):
+        columns[f"wait_{name}_s"] = wait_column(quantiles[:, j])
+    names = list(columns)
+    return [dict(zip(names, values)) for values in zip(*columns.values())]

@@ -26,6 +26,7 @@ def test_public_api_is_stable():
             "PaneState",
             "QueueMetrics", "SketchSpec", "Sketches", "StaffingResult", "WaitSketch", "aggregate",
             "erlang_a", "erlang_c", "merge_panes", "merge_sparse", "SparseSketch", "sparse_group_quantiles",
+            "sparse_group_summary",
             "sparse_rows", "pane_quantiles", "quantile_rank", "required_agents",
             "traffic_erlangs",
         ]

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import SketchSpec, Sketches, merge_sparse, sparse_group_quantiles, sparse_rows
+from kernels import (SketchSpec, Sketches, merge_sparse, sparse_group_quantiles,
+                     sparse_group_summary, sparse_rows)
 from kernels.sparse import sparse_groups
 
 SPEC = SketchSpec(alpha=0.01, min_value=1.0, max_value=3_600_000.0)
@@ -45,6 +46,9 @@ def test_groups_of_sparse_panes_answer_like_the_merged_dense_sketch(seed):
     got = sparse_group_quantiles(SPEC, [[sparse[r] for r in g] for g in groups], QS)
     np.testing.assert_array_equal(got, expected)
     assert np.isnan(got[-1]).all()
+    same, totals = sparse_group_summary(SPEC, [[sparse[r] for r in g] for g in groups], QS)
+    np.testing.assert_array_equal(same, expected)
+    assert totals.tolist() == [sum(int(sparse[r][1].sum()) for r in g) for g in groups]
 
 
 def test_merge_adds_counts_and_leaves_its_inputs_alone():
@@ -65,6 +69,7 @@ def test_an_empty_row_is_empty_and_quantiles_of_nothing_are_nan():
     (pos, counts), = sparse_rows(Sketches.empty(1, SPEC), [0])
     assert pos.size == 0 and counts.size == 0
     assert np.isnan(sparse_group_quantiles(SPEC, [[]], [0.5])).all()
+    assert sparse_group_summary(SPEC, [[], []], [0.5])[1].tolist() == [0, 0]
 
 
 def test_sparse_groups_count_like_dense_inserts():
