@@ -71,6 +71,7 @@ from streams.engine_changelog import ChangelogShards, span_column
 from streams.queuestate import NO_TIME as _NO_TIME
 from streams.queuestate import QueueState, QueueTable
 from streams.realtime import MinuteAggregator, realtime_records
+from streams.realtime import expire as expire_minutes
 from streams.records import IntervalKey, interval_records
 from streams.settings import EngineSettings, QueueSettings
 
@@ -228,6 +229,7 @@ class PartitionEngine(ChangelogShards):
         self.max_ts_ms = admitted.partition_max_ts
         idle_horizon = _floor(self.max_ts_ms - self.idle_ms, interval_ms)
         for q in touched:
+            q.changed()
             result.dirty_shards.add(q.shard)
             self._close(q, max(_floor(q.max_ts_ms - lateness_ms, interval_ms), idle_horizon),
                         result)
@@ -269,6 +271,10 @@ class PartitionEngine(ChangelogShards):
                              t.max_ts[:t.size] - self.settings.open_call_ttl_s * 1000, dropped)
         if expired:
             counts["open_calls_expired"] += expired
+            # (queues of this batch, whose clock moved, and so already marked changed:
+            # marked here too, so the shard cache does not rest on that)
+            for index in np.flatnonzero(dropped).tolist():
+                self._by_index[index].changed()
 
     def _contacts(self, batch: ColumnBatch, pane_index: np.ndarray,
                   group_queues: list[QueueState | None]) -> list[Contact]:
@@ -312,6 +318,7 @@ class PartitionEngine(ChangelogShards):
             self.clock_ms = max(self.clock_ms, update.ts_ms)
             q = self._queue(update.queue_key)
             if apply_update(q.agents, update):
+                q.changed()
                 result.dirty_shards.add(q.shard)
                 self.realtime_dirty.add(q.key)
                 result.counts["agent_updates"] += 1
@@ -335,6 +342,8 @@ class PartitionEngine(ChangelogShards):
         self.realtime_dirty = set()
         for q in due:
             q.realtime_at_ms = now_ms
+            if expire_minutes(q.minutes, now_ms):
+                q.changed()
         counts, oldest = self.table.waiting(now_ms)
         waiting = {q.key: (int(counts[q.index]), int(oldest[q.index])) for q in due}
         return realtime_records(due, now_ms, WAIT_SKETCH, emitted_at_ms, waiting)
@@ -385,7 +394,10 @@ class PartitionEngine(ChangelogShards):
         maps count them as absent; late events never enter them)."""
         if horizon > q.closed_before_ms:
             q.closed_before_ms = horizon
+            q.changed()
         closing = sorted(start for start in q.panes if start + self.interval_ms <= q.closed_before_ms)
+        if closing:
+            q.changed()
         for start in closing:
             result.closing_rows.append(q.panes.pop(start))
             result.closing_keys.append(IntervalKey(q.tenant, q.queue, start, q.policy))

@@ -85,7 +85,7 @@ class QueueState:
     in the partition's :class:`QueueTable` at :attr:`index`."""
 
     __slots__ = ("key", "tenant", "queue", "policy", "shard", "table", "index", "panes",
-                 "minutes", "agents", "realtime_at_ms")
+                 "minutes", "agents", "realtime_at_ms", "encoded")
 
     def __init__(self, key: str, policy: QueuePolicy, shard: int, table: QueueTable) -> None:
         self.key = key
@@ -98,6 +98,13 @@ class QueueState:
         self.minutes: dict[int, MinutePane] = {}
         self.agents: dict[str, tuple[str, int]] = {}
         self.realtime_at_ms = NO_TIME
+        #: :meth:`to_json` as written to the last shard value; ``None`` once the queue
+        #: changed (every change of its state sets it back, see :meth:`changed`).
+        self.encoded: orjson.Fragment | None = None
+
+    def changed(self) -> None:
+        """Forget the cached changelog form: the next shard value encodes the queue anew."""
+        self.encoded = None
 
     @property
     def max_ts_ms(self) -> int:
@@ -128,6 +135,7 @@ class QueueState:
 
     def restore(self, item: dict[str, Any]) -> None:
         """Take the scalars, calls, minute panes and agents of :meth:`to_json`."""
+        self.encoded = None
         t, i = self.table, self.index
         t.max_ts[i] = item["max_ts_ms"]
         t.closed_before[i] = item["closed_before_ms"]
