@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import data_pointer, jit
 from .aggregate import EventKind
-from .spanmap import NO_OWNER_THRESHOLD, SpanMap, delete_at, find, insert_at, key_hash
+from .spanmap import (NO_OWNER_THRESHOLD, SpanMap, delete_at, find, insert_at, key_hash,
+                      pointers)
 
 __all__ = ["APPLIED", "REDELIVERED", "DUPLICATE", "LATE", "SKIPPED", "Admitted", "admit",
            "remember"]
@@ -118,6 +119,10 @@ def _admit(queue, kind, ts_ms, offset, wait_ms, id_buf, id_offsets, call_buf, ca
            max_ts, closed_before, applied_offset, seen, open_calls, finished, settings, status,
            start_out, horizon_out, touched, out):
     interval_ms, lateness_ms, idle_ms, ttl_ms = settings[0], settings[1], settings[2], settings[3]
+    # Pointers, not arrays, for the per-row helpers (see kernels.spanmap).
+    seen_values, open_values, finished_values = seen[3], open_calls[3], finished[3]
+    seen, open_calls, finished = pointers(seen), pointers(open_calls), pointers(finished)
+    id_buf, call_buf = data_pointer(id_buf), data_pointer(call_buf)
     partition_max = out[0]
     idle_horizon = _floor(partition_max - idle_ms, interval_ms)
     redelivered = duplicates = late = applied = expired = 0
@@ -137,8 +142,8 @@ def _admit(queue, kind, ts_ms, offset, wait_ms, id_buf, id_offsets, call_buf, ca
                 slot, x = find(seen, q, id_hash, id_buf, id_s, id_e)
                 if x < 0:
                     insert_at(seen, slot, q, id_hash, id_buf, id_s, id_e, ts)
-                elif seen[3][x] < closed_before[q]:
-                    seen[3][x] = ts
+                elif seen_values[x] < closed_before[q]:
+                    seen_values[x] = ts
             continue
         applied_offset[q] = offset[i]
         touched[q] = True
@@ -151,7 +156,7 @@ def _admit(queue, kind, ts_ms, offset, wait_ms, id_buf, id_offsets, call_buf, ca
         if idle_horizon > horizon:
             horizon = idle_horizon
         slot, x = find(seen, q, id_hash, id_buf, id_s, id_e)
-        if x >= 0 and seen[3][x] >= closed_before[q] and seen[3][x] >= horizon:
+        if x >= 0 and seen_values[x] >= closed_before[q] and seen_values[x] >= horizon:
             duplicates += 1
             status[i] = 2  # DUPLICATE
             continue
@@ -167,7 +172,7 @@ def _admit(queue, kind, ts_ms, offset, wait_ms, id_buf, id_offsets, call_buf, ca
             horizon_out[i] = horizon
             continue
         if x >= 0:
-            seen[3][x] = ts
+            seen_values[x] = ts
         else:
             insert_at(seen, slot, q, id_hash, id_buf, id_s, id_e, ts)
         k = kind[i]
@@ -179,25 +184,25 @@ def _admit(queue, kind, ts_ms, offset, wait_ms, id_buf, id_offsets, call_buf, ca
                 f_slot, f = find(finished, q, c_hash, call_buf, c_s, c_e)
                 ended = NO_OWNER_THRESHOLD
                 if f >= 0:
-                    if finished[3][f] >= closed_before[q]:
-                        ended = finished[3][f]
+                    if finished_values[f] >= closed_before[q]:
+                        ended = finished_values[f]
                     delete_at(finished, f_slot, f)
                 if ended == NO_OWNER_THRESHOLD or ts > ended:
                     o_slot, o = find(open_calls, q, c_hash, call_buf, c_s, c_e)
                     if o >= 0:
-                        open_calls[3][o] = ts
+                        open_values[o] = ts
                     else:
                         insert_at(open_calls, o_slot, q, c_hash, call_buf, c_s, c_e, ts)
             else:
                 o_slot, o = find(open_calls, q, c_hash, call_buf, c_s, c_e)
                 queued_at = NO_OWNER_THRESHOLD
                 if o >= 0:
-                    queued_at = open_calls[3][o]
+                    queued_at = open_values[o]
                     delete_at(open_calls, o_slot, o)
                 else:
                     f_slot, f = find(finished, q, c_hash, call_buf, c_s, c_e)
                     if f >= 0:
-                        finished[3][f] = ts
+                        finished_values[f] = ts
                     else:
                         insert_at(finished, f_slot, q, c_hash, call_buf, c_s, c_e, ts)
                 if queued_at != NO_OWNER_THRESHOLD and queued_at < max_ts[q] - ttl_ms:
@@ -237,6 +242,9 @@ def remember(queue: np.ndarray, ts_ms: np.ndarray, offset: np.ndarray,
 
 @jit
 def _remember(queue, ts_ms, offset, id_buf, id_offsets, applied_offset, closed_before, seen):
+    seen_values = seen[3]
+    seen = pointers(seen)
+    id_buf = data_pointer(id_buf)
     for i in range(queue.size):
         q = queue[i]
         if q < 0 or offset[i] > applied_offset[q] or ts_ms[i] < closed_before[q]:
@@ -246,5 +254,5 @@ def _remember(queue, ts_ms, offset, id_buf, id_offsets, applied_offset, closed_b
         slot, x = find(seen, q, h, id_buf, s, e)
         if x < 0:
             insert_at(seen, slot, q, h, id_buf, s, e, ts_ms[i])
-        elif seen[3][x] < closed_before[q]:
-            seen[3][x] = ts_ms[i]
+        elif seen_values[x] < closed_before[q]:
+            seen_values[x] = ts_ms[i]

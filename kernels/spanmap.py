@@ -12,14 +12,17 @@ as absent (a call outcome older than the queue's closed horizon, say). Such entr
 nothing but room; :meth:`SpanMap.reserve` drops them (and deleted ones) when it rebuilds.
 
 Capacity is reserved before a kernel runs (:meth:`SpanMap.reserve`): the kernels never grow
-anything. The arrays travel to kernels as one tuple, :attr:`SpanMap.parts`.
+anything. The arrays travel to kernels as one tuple, :attr:`SpanMap.parts`; a kernel turns
+it into raw pointers once (:func:`pointers`) and hands those to the per-row helpers, which
+would otherwise pay numba's reference counting on all nine arrays at every call
+(``kernels._jit.data_pointer``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, same_bytes
+from ._jit import data_pointer, jit, same_bytes
 
 __all__ = ["SpanMap", "NO_OWNER_THRESHOLD"]
 
@@ -110,11 +113,22 @@ def _empty(capacity: int, arena_bytes: int) -> tuple:
     return (np.full(_pow2(2 * capacity), _EMPTY, dtype=np.int64),
             np.zeros(capacity, dtype=np.uint64), np.zeros(capacity, dtype=np.int64),
             np.zeros(capacity, dtype=np.int64), np.zeros(capacity, dtype=np.int64),
-            np.zeros(capacity, dtype=np.int64), np.zeros(capacity, dtype=np.bool_),
+            np.zeros(capacity, dtype=np.int64), np.zeros(capacity, dtype=np.uint8),
             np.zeros(arena_bytes, dtype=np.uint8), np.zeros(4, dtype=np.int64))
 
 
 # --- kernels (also called from other kernels) ------------------------------------------------
+
+
+@jit
+def pointers(parts):
+    """The map's arrays as raw pointers, plus the slot mask: what :func:`find`,
+    :func:`insert_at` and :func:`delete_at` take. Valid while ``parts`` is alive and not
+    rebuilt (a kernel's own argument, for the length of the call)."""
+    slots, hashes, owners, values, starts, lengths, live, arena, meta = parts
+    return (data_pointer(slots), data_pointer(hashes), data_pointer(owners),
+            data_pointer(values), data_pointer(starts), data_pointer(lengths),
+            data_pointer(live), data_pointer(arena), data_pointer(meta), slots.size - 1)
 
 
 @jit
@@ -132,10 +146,10 @@ def _threshold(thresholds, owner):
 
 
 @jit
-def find(parts, owner, h, buf, s, e):
-    """(slot, entry): the key's slot and entry, or (the slot it would take, -1)."""
-    slots, hashes, owners, _, starts, lengths, _, arena, _ = parts
-    mask = slots.size - 1
+def find(m, owner, h, buf, s, e):
+    """(slot, entry): the key's slot and entry, or (the slot it would take, -1). ``m`` is
+    :func:`pointers` of the map; ``buf`` an array or a pointer."""
+    slots, hashes, owners, _, starts, lengths, _, arena, _, mask = m
     i = np.int64(h & np.uint64(mask))
     free = -1
     length = e - s
@@ -153,8 +167,8 @@ def find(parts, owner, h, buf, s, e):
 
 
 @jit
-def insert_at(parts, slot, owner, h, buf, s, e, value):
-    slots, hashes, owners, values, starts, lengths, live, arena, meta = parts
+def insert_at(m, slot, owner, h, buf, s, e, value):
+    slots, hashes, owners, values, starts, lengths, live, arena, meta, _ = m
     x = meta[_USED]
     meta[_USED] += 1
     meta[_LIVE] += 1
@@ -170,21 +184,21 @@ def insert_at(parts, slot, owner, h, buf, s, e, value):
     for q in range(e - s):
         arena[start + q] = buf[s + q]
     meta[_ARENA] += e - s
-    live[x] = True
+    live[x] = 1
 
 
 @jit
-def delete_at(parts, slot, x):
-    slots, _, _, _, _, _, live, _, meta = parts
+def delete_at(m, slot, x):
+    slots, _, _, _, _, _, live, _, meta, _ = m
     slots[slot] = _DELETED
-    live[x] = False
+    live[x] = 0
     meta[_LIVE] -= 1
     meta[_TOMBS] += 1
 
 
 @jit
 def _get(parts, owner, buf, s, e, threshold):
-    _, x = find(parts, owner, key_hash(owner, buf, s, e), buf, s, e)
+    _, x = find(pointers(parts), owner, key_hash(owner, buf, s, e), buf, s, e)
     if x < 0 or parts[3][x] < threshold:
         return NO_OWNER_THRESHOLD
     return parts[3][x]
@@ -194,22 +208,24 @@ def _get(parts, owner, buf, s, e, threshold):
 def _put(parts, owner, buf, s, e, value, threshold, keep_current):
     """Set the key's value; with ``keep_current`` only when it is absent or below
     ``threshold`` (setdefault with stale entries counted as absent)."""
+    m = pointers(parts)
     h = key_hash(owner, buf, s, e)
-    slot, x = find(parts, owner, h, buf, s, e)
+    slot, x = find(m, owner, h, buf, s, e)
     if x >= 0:
         if not keep_current or parts[3][x] < threshold:
             parts[3][x] = value
         return
-    insert_at(parts, slot, owner, h, buf, s, e, value)
+    insert_at(m, slot, owner, h, buf, s, e, value)
 
 
 @jit
 def _pop(parts, owner, buf, s, e, threshold):
-    slot, x = find(parts, owner, key_hash(owner, buf, s, e), buf, s, e)
+    m = pointers(parts)
+    slot, x = find(m, owner, key_hash(owner, buf, s, e), buf, s, e)
     if x < 0:
         return NO_OWNER_THRESHOLD
     value = parts[3][x]
-    delete_at(parts, slot, x)
+    delete_at(m, slot, x)
     return NO_OWNER_THRESHOLD if value < threshold else value
 
 
@@ -228,12 +244,13 @@ def _count_kept(parts, thresholds):
 @jit
 def _rebuild(old, thresholds, new):
     _, hashes, owners, values, starts, lengths, live, arena, meta = old
-    buf = arena
+    m = pointers(new)
+    buf = data_pointer(arena)
     for x in range(meta[_USED]):
         if live[x] and values[x] >= _threshold(thresholds, owners[x]):
             s = starts[x]
-            slot, _ = find(new, owners[x], hashes[x], buf, s, s + lengths[x])
-            insert_at(new, slot, owners[x], hashes[x], buf, s, s + lengths[x], values[x])
+            slot, _ = find(m, owners[x], hashes[x], buf, s, s + lengths[x])
+            insert_at(m, slot, owners[x], hashes[x], buf, s, s + lengths[x], values[x])
 
 
 @jit
@@ -253,13 +270,15 @@ def _select(parts, owner_selected, thresholds):
 @jit
 def drop_below(parts, thresholds, dropped_by_owner):
     """Delete the live entries below their owner's threshold; count them per owner."""
-    slots, hashes, owners, values, starts, lengths, live, arena, meta = parts
+    _, hashes, owners, values, starts, lengths, live, arena, meta = parts
+    m = pointers(parts)
+    buf = data_pointer(arena)
     total = 0
     for x in range(meta[_USED]):
         if live[x] and values[x] < _threshold(thresholds, owners[x]):
             s = starts[x]
-            slot, found = find(parts, owners[x], hashes[x], arena, s, s + lengths[x])
-            delete_at(parts, slot, found)
+            slot, found = find(m, owners[x], hashes[x], buf, s, s + lengths[x])
+            delete_at(m, slot, found)
             dropped_by_owner[owners[x]] += 1
             total += 1
     return total
