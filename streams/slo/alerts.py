@@ -74,11 +74,15 @@ class AlertMachine:
         does not page for the past. They can still resolve a firing alert.
         """
         key = (tenant, queue, rule.kind, rule.subject)
-        track = self._tracks.setdefault(key, _Track())
-        if track.firing is None:
+        track = self._tracks.get(key)
+        if track is None or track.firing is None:
             if not rule.breached(value) or quiet:
-                track.breach_since_ms = None
+                # Nothing pending: no track kept (most observations of most queues are fine).
+                if track is not None:
+                    del self._tracks[key]
                 return None
+            if track is None:
+                track = self._tracks[key] = _Track()
             if track.breach_since_ms is None:
                 track.breach_since_ms = at_ms
             if at_ms - track.breach_since_ms < rule.hold_fire_ms:

@@ -51,6 +51,8 @@ class SloEvaluator:
         self.forecast = SeasonalForecast(interval_s, slo.forecast_weeks, slo.forecast_ewma_alpha)
         self.meter = StaffedMeter(interval_s)
         self.alerts = AlertMachine()
+        #: The realtime rules by service-level target (the only per-queue part of them).
+        self._realtime_rules: dict[float, tuple[Rule, ...]] = {}
         self._required_now: dict[tuple[str, str], tuple[int, int | None]] = {}
         self.duplicates = 0
         #: First-contact-resolution counts that came before their interval record.
@@ -236,8 +238,6 @@ class SloEvaluator:
         self.meter.observe(tenant, queue, at_ms, int(record.get("staffed") or 0))
         limits = self.slo.alerts
         quiet = now_ms - at_ms > limits.stale_after_s * 1000
-        hold_ms = int(limits.hold_s * 1000)
-        h = limits.hysteresis
         target = float(record["sl_target"])
         offered_15m = record.get("w15m_offered") or 0
         sl_15m = record.get("w15m_service_level") if offered_15m >= limits.sl_15m_min_offered else None
@@ -245,20 +245,15 @@ class SloEvaluator:
         # on a backlog sees thousands of past snapshots); a stale snapshot alerts nobody.
         spike, expected = (None, None) if quiet else self._spike(record)
         shortfall, required = (None, None) if quiet else self._shortfall(record)
+        oldest_wait, calls_waiting, sl_rule, spike_rule, staffed_rule = self.realtime_rules(target)
         checks = [
-            (Rule("oldest_wait", "page", "above", limits.oldest_wait_s,
-                  limits.oldest_wait_s * (1 - h), hold_ms, hold_ms), record.get("oldest_wait_s"),
+            (oldest_wait, record.get("oldest_wait_s"),
              {"calls_waiting": record.get("calls_waiting")}),
-            (Rule("calls_waiting", "warning", "above", limits.calls_waiting,
-                  limits.calls_waiting * (1 - h), hold_ms, hold_ms), record.get("calls_waiting"),
+            (calls_waiting, record.get("calls_waiting"),
              {"oldest_wait_s": record.get("oldest_wait_s")}),
-            (Rule("service_level_15m", "warning", "below", target, target + h * (1 - target),
-                  hold_ms, hold_ms), sl_15m, {"w15m_offered": offered_15m}),
-            (Rule("volume_spike", "warning", "above", limits.volume_spike_ratio,
-                  limits.volume_spike_ratio * (1 - h), hold_ms, hold_ms), spike,
-             {"w15m_entered": record.get("w15m_entered"), "expected": expected}),
-            (Rule("understaffed", "warning", "above", 1, 1, hold_ms, hold_ms), shortfall,
-             {"staffed": record.get("staffed"), "required": required}),
+            (sl_rule, sl_15m, {"w15m_offered": offered_15m}),
+            (spike_rule, spike, {"w15m_entered": record.get("w15m_entered"), "expected": expected}),
+            (staffed_rule, shortfall, {"staffed": record.get("staffed"), "required": required}),
         ]
         out = []
         for rule, value, detail in checks:
@@ -266,6 +261,26 @@ class SloEvaluator:
             if change is not None:
                 out.append(Output("alerts", f"{tenant}/{queue}", change))
         return out
+
+    def realtime_rules(self, target: float) -> tuple[Rule, ...]:
+        """The rules of :meth:`on_realtime` for a queue with service-level ``target``."""
+        rules = self._realtime_rules.get(target)
+        if rules is None:
+            limits = self.slo.alerts
+            hold_ms = int(limits.hold_s * 1000)
+            h = limits.hysteresis
+            rules = self._realtime_rules[target] = (
+                Rule("oldest_wait", "page", "above", limits.oldest_wait_s,
+                     limits.oldest_wait_s * (1 - h), hold_ms, hold_ms),
+                Rule("calls_waiting", "warning", "above", limits.calls_waiting,
+                     limits.calls_waiting * (1 - h), hold_ms, hold_ms),
+                Rule("service_level_15m", "warning", "below", target, target + h * (1 - target),
+                     hold_ms, hold_ms),
+                Rule("volume_spike", "warning", "above", limits.volume_spike_ratio,
+                     limits.volume_spike_ratio * (1 - h), hold_ms, hold_ms),
+                Rule("understaffed", "warning", "above", 1, 1, hold_ms, hold_ms),
+            )
+        return rules
 
     def expected_last_15m(self, tenant: str, queue: str, at_ms: int) -> float | None:
         """Expected arrivals over the 15 minutes before ``at_ms``: each interval's forecast
