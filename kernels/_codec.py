@@ -206,6 +206,31 @@ def encode_panes(buf, records, n_fields, summary, buckets):
 
 
 @jit
+def pane_rows_size_bound(buckets, n_fields, rows):
+    """Upper bound of the bytes :func:`encode_pane_rows` writes for ``rows``."""
+    nonzero = 0
+    for i in range(rows.shape[0]):
+        for col in range(buckets.shape[1]):
+            if buckets[rows[i], col] != 0:
+                nonzero += 1
+    return MAX_VARINT_BYTES * ((n_fields + OCTAVE_COL + 1) * rows.shape[0] + 2 * nonzero)
+
+
+@jit
+def encode_pane_rows(buf, records, n_fields, summary, buckets, rows, ends):
+    """:func:`encode_panes` of the panes ``rows`` (in that order) straight from the whole
+    state, without copying them out first; ``ends[i]`` is the offset after the i-th."""
+    pos = 0
+    for i in range(rows.shape[0]):
+        pane = rows[i]
+        for col in range(n_fields):
+            pos = write_varint(buf, pos, zigzag(records[pane, col]))
+        pos = encode_row(buf, pos, summary, buckets, pane)
+        ends[i] = pos
+    return pos
+
+
+@jit
 def decode_panes(buf, pos, records, n_fields, summary, buckets, sub_buckets):
     """Inverse of :func:`encode_panes` into zeroed arrays; next offset or a negative status."""
     for pane in range(records.shape[0]):

@@ -155,6 +155,8 @@ class PartitionEngine(ChangelogShards):
         #: Queues changed since the last realtime records.
         self.realtime_dirty: set[str] = set()
         self._shard_queues: dict[int, list[QueueState]] = {}
+        #: Per shard, the oldest minute kept when its last value was made (see shard_value).
+        self._shard_oldest_minute: dict[int, int] = {}
         # (interval end, queue key) of every open pane, for closing idle queues cheaply.
         self._pane_ends: list[tuple[int, str]] = []
         # The last FCR mark reported; not stored: a restarted engine reports it again.

@@ -85,7 +85,7 @@ class QueueState:
     in the partition's :class:`QueueTable` at :attr:`index`."""
 
     __slots__ = ("key", "tenant", "queue", "policy", "shard", "table", "index", "panes",
-                 "minutes", "agents", "realtime_at_ms", "encoded")
+                 "minutes", "agents", "realtime_at_ms", "encoded", "encoded_panes")
 
     def __init__(self, key: str, policy: QueuePolicy, shard: int, table: QueueTable) -> None:
         self.key = key
@@ -101,6 +101,9 @@ class QueueState:
         #: :meth:`to_json` as written to the last shard value; ``None`` once the queue
         #: changed (every change of its state sets it back, see :meth:`changed`).
         self.encoded: orjson.Fragment | None = None
+        #: The queue's panes in that value, in start order, each its part of the shard's
+        #: pane-state block (``PaneState.encode_rows``); valid while ``encoded`` is.
+        self.encoded_panes: list[bytes] = []
 
     def changed(self) -> None:
         """Forget the cached changelog form: the next shard value encodes the queue anew."""
@@ -151,9 +154,10 @@ class QueueState:
         self.agents = {agent: (state, ts) for agent, state, ts in item.get("agents", [])}
 
 
-def encode_shard(header: dict[str, Any], panes: PaneState) -> bytes:
+def encode_shard(header: dict[str, Any], panes: bytes) -> bytes:
+    """A shard value: ``header`` and the pane-state block ``panes`` (``PaneState`` bytes)."""
     body = orjson.dumps({"v": _SHARD_VERSION, **header})
-    return b"".join([_SHARD_MAGIC, len(body).to_bytes(4, "little"), body, panes.to_bytes()])
+    return b"".join([_SHARD_MAGIC, len(body).to_bytes(4, "little"), body, panes])
 
 
 def decode_shard(value: bytes) -> tuple[dict[str, Any], PaneState]:

@@ -25,7 +25,7 @@ from kernels.sparse import SparseSketch, sparse_groups_flat
 from streams.records import wait_column, window_columns
 
 __all__ = ["MINUTE_MS", "WINDOWS", "MinutePane", "MinuteAggregator", "realtime_records",
-           "minutes_to_json", "minutes_from_json"]
+           "minutes_to_json", "minutes_from_json", "oldest_kept"]
 
 MINUTE_MS = 60_000
 #: Rolling windows of the realtime record: (minutes, field prefix).
@@ -104,9 +104,14 @@ class MinuteAggregator:
                 pane.add(records[r], sketch)
 
 
+def oldest_kept(now_ms: int) -> int:
+    """The start of the oldest minute pane kept at clock ``now_ms``."""
+    return now_ms - now_ms % MINUTE_MS - (KEEP_MINUTES - 1) * MINUTE_MS
+
+
 def expire(minutes: dict[int, MinutePane], now_ms: int) -> bool:
     """Forget panes that left the longest window; whether there were any."""
-    oldest = now_ms - now_ms % MINUTE_MS - (KEEP_MINUTES - 1) * MINUTE_MS
+    oldest = oldest_kept(now_ms)
     if not minutes or min(minutes) >= oldest:  # called per queue and flush: look first
         return False
     for start in [s for s in minutes if s < oldest]:

@@ -40,12 +40,13 @@ def _events() -> list[dict[str, Any]]:
 
 def _fresh(engine: PartitionEngine, shard: int) -> bytes:
     """The shard encoded anew, leaving every queue's cache as it was."""
-    kept = {key: q.encoded for key, q in engine.queues.items()}
+    kept = {key: (q.encoded, q.encoded_panes) for key, q in engine.queues.items()}
     for q in engine.queues.values():
         q.changed()
+        q.encoded_panes = []
     value = engine.shard_value(shard)
-    for key, encoded in kept.items():
-        engine.queues[key].encoded = encoded
+    for key, (encoded, rows) in kept.items():
+        engine.queues[key].encoded, engine.queues[key].encoded_panes = encoded, rows
     return value
 
 
