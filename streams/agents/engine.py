@@ -56,7 +56,7 @@ from streams.contacts import contact_messages
 from streams.contract import event_key
 from streams.engine import PartitionEngine, StepResult
 from streams.errors import BatchFormatError
-from streams.fetch import bare_records
+from streams.fetch import bare_records, messages_at, read_span
 from streams.ingest import dlq_headers
 from streams.publish import send_keyed
 from streams.settings import Settings
@@ -138,17 +138,12 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
         (exclusive), with a consumer of our own (Faust's delivers only what comes next)."""
         if start < 0 or start >= upto:
             return
-        tp = TopicPartition(topics.batches, partition)
         consumer = clients.consumer(settings.kafka, "engine-reread")
         await consumer.start()
         try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            while await consumer.position(tp) < upto:
-                for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if record.offset >= upto:
-                        return
-                    yield record.offset, record.key, record.value
+            async for record in read_span(consumer, TopicPartition(topics.batches, partition),
+                                          start, upto):
+                yield record.offset, record.key, record.value
         finally:
             await consumer.stop()
 
@@ -266,24 +261,12 @@ def register_engine(app: faust.App, settings: Settings) -> dict[str, Any]:
             await consumer.start()
             bare_records(consumer)
             sources.append(consumer)
-        consumer = sources[0]
-        tp = TopicPartition(topics.events, partition)
-        consumer.assign([tp])
-        first, last = min(offsets), max(offsets)
-        kept_from = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, max(first, kept_from))
-        wanted = set(offsets)
-        found: dict[int, tuple[bytes | None, bytes]] = {}
-        deadline = time.monotonic() + 30
-        while await consumer.position(tp) <= min(last, end - 1) and time.monotonic() < deadline:
-            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                if record.offset in wanted and record.value is not None:
-                    found[record.offset] = (record.key, record.value)
-        if len(found) < len(wanted):
+        found = await messages_at(sources[0], TopicPartition(topics.events, partition), offsets)
+        wanted = len(set(offsets))
+        if len(found) < wanted:
             log.warning("engine: %d of %d late events of partition %d are no longer on %s; "
                         "their dead letters carry the event rebuilt from the batch",
-                        len(wanted) - len(found), len(wanted), partition, topics.events)
+                        wanted - len(found), wanted, partition, topics.events)
         counts["late_originals"] += len(found)
         return found
 
