@@ -13,10 +13,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.errors import ConfigError
-from streams.settings import KafkaSettings
+from streams.fetch import bare_records
+from streams.settings import KafkaSettings, WorkerSettings
 
-__all__ = ["MAX_REQUEST_BYTES", "producer", "consumer", "admin", "security_options",
-           "ssl_context", "faust_credentials"]
+__all__ = ["MAX_REQUEST_BYTES", "producer", "consumer", "group_consumer", "admin",
+           "start_stage_clients", "stop_stage_clients", "security_options", "ssl_context",
+           "faust_credentials"]
 
 #: Largest produce request and fetch per partition: above the broker's message.max.bytes that
 #: the local broker sets (16 MiB), so an oversized event still reaches the validator and
@@ -84,6 +86,36 @@ def consumer(kafka: KafkaSettings, role: str, *topics: str, **options: Any) -> A
     settings = {"enable_auto_commit": False, "auto_offset_reset": "earliest",
                 "max_partition_fetch_bytes": MAX_REQUEST_BYTES, **options}
     return AIOKafkaConsumer(*topics, **_common(kafka, role), **settings)
+
+
+def group_consumer(kafka: KafkaSettings, worker: WorkerSettings, role: str, group_id: str,
+                   *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """A :func:`consumer` in group ``group_id`` with the worker's session and heartbeat times
+    (those of the Faust app's own consumer)."""
+    return consumer(kafka, role, *topics, group_id=group_id,
+                    session_timeout_ms=worker.broker_session_timeout_s * 1000,
+                    heartbeat_interval_ms=worker.broker_heartbeat_interval_s * 1000, **options)
+
+
+async def start_stage_clients(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:
+    """Start a worker stage's producer, then its consumer (the producer is stopped again if the
+    consumer cannot start); the consumer then yields bare records (:mod:`streams.fetch`)."""
+    await producer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    bare_records(consumer)
+
+
+async def stop_stage_clients(producer: AIOKafkaProducer | None,
+                             consumer: AIOKafkaConsumer | None) -> None:
+    """Stop what :func:`start_stage_clients` started: the consumer first, then the producer."""
+    if consumer is not None:
+        await consumer.stop()
+    if producer is not None:
+        await producer.stop()
 
 
 def admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:

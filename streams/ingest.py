@@ -37,7 +37,6 @@ from streams import clients
 from streams.columns import ColumnBatch, build_batch, merge_batches
 from streams.contract import Decoder, Rejection
 from streams.fastdecode import FastCondenser
-from streams.fetch import bare_records
 from streams.settings import Settings
 
 __all__ = ["DeadLetter", "Condenser", "IngestStage", "dead_letter_headers", "dlq_headers",
@@ -205,28 +204,17 @@ class IngestStage:
     async def start(self) -> None:
         s = self.settings
         self._producer = clients.producer(s.kafka, "ingest")
-        self._consumer = clients.consumer(
-            s.kafka, "ingest", s.topics.events, group_id=s.ingest.group_id,
+        self._consumer = clients.group_consumer(
+            s.kafka, s.worker, "ingest", s.ingest.group_id, s.topics.events,
             max_poll_records=s.ingest.batch_max_events, fetch_max_wait_ms=s.ingest.batch_max_ms,
-            fetch_max_bytes=4 * clients.MAX_REQUEST_BYTES,
-            session_timeout_ms=s.worker.broker_session_timeout_s * 1000,
-            heartbeat_interval_ms=s.worker.broker_heartbeat_interval_s * 1000)
-        await self._producer.start()
-        try:
-            await self._consumer.start()
-        except BaseException:
-            await self._producer.stop()
-            raise
-        bare_records(self._consumer)  # offset, key and value, without a ConsumerRecord each
+            fetch_max_bytes=4 * clients.MAX_REQUEST_BYTES)
+        await clients.start_stage_clients(self._producer, self._consumer)
 
     async def stop(self) -> None:
         self._stopping.set()
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        await clients.stop_stage_clients(self._producer, self._consumer)
 
     async def run(self) -> None:
         """Poll, condense, produce, commit; until :meth:`stop`. Kafka errors propagate (the

@@ -30,7 +30,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams import clients
-from streams.fetch import bare_records
 from streams.publish import send_keyed
 from streams.settings import Settings
 
@@ -71,27 +70,16 @@ class ConsumerStage:
         s = self.settings
         self._producer = clients.producer(s.kafka, self.name, linger_ms=5,
                                           max_batch_size=OUTPUT_BATCH_BYTES)
-        self._consumer = clients.consumer(
-            s.kafka, self.name, group_id=f"{s.worker.app_id}-{self.name}",
-            session_timeout_ms=s.worker.broker_session_timeout_s * 1000,
-            heartbeat_interval_ms=s.worker.broker_heartbeat_interval_s * 1000)
-        await self._producer.start()
-        try:
-            await self._consumer.start()
-            bare_records(self._consumer)  # records read by offset and value only
-            self._consumer.subscribe(self.topics, listener=_Forget(self))
-        except BaseException:
-            await self._producer.stop()
-            raise
+        self._consumer = clients.group_consumer(s.kafka, s.worker, self.name,
+                                                f"{s.worker.app_id}-{self.name}")
+        await clients.start_stage_clients(self._producer, self._consumer)
+        self._consumer.subscribe(self.topics, listener=_Forget(self))
 
     async def stop(self) -> None:
         self._stopping.set()
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        await clients.stop_stage_clients(self._producer, self._consumer)
 
     async def run(self) -> None:
         """Until :meth:`stop`; Kafka errors propagate."""
