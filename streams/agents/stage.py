@@ -73,7 +73,11 @@ class ConsumerStage:
         self._consumer = clients.group_consumer(s.kafka, s.worker, self.name,
                                                 f"{s.worker.app_id}-{self.name}")
         await clients.start_stage_clients(self._producer, self._consumer)
-        self._consumer.subscribe(self.topics, listener=_Forget(self))
+        try:
+            self._consumer.subscribe(self.topics, listener=_Forget(self))
+        except BaseException:
+            await self.close()
+            raise
 
     async def stop(self) -> None:
         self._stopping.set()
