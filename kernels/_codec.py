@@ -195,17 +195,6 @@ def decode_sketches(buf, pos, summary, buckets, sub_buckets):
 
 
 @jit
-def encode_panes(buf, records, n_fields, summary, buckets):
-    """Append every pane: its ``n_fields`` record fields (zigzag varints), then its sketch row."""
-    pos = 0
-    for pane in range(records.shape[0]):
-        for col in range(n_fields):
-            pos = write_varint(buf, pos, zigzag(records[pane, col]))
-        pos = encode_row(buf, pos, summary, buckets, pane)
-    return pos
-
-
-@jit
 def pane_rows_size_bound(buckets, n_fields, rows):
     """Upper bound of the bytes :func:`encode_pane_rows` writes for ``rows``."""
     nonzero = 0
@@ -228,6 +217,14 @@ def encode_pane_rows(buf, records, n_fields, summary, buckets, rows, ends):
         pos = encode_row(buf, pos, summary, buckets, pane)
         ends[i] = pos
     return pos
+
+
+@jit
+def encode_panes(buf, records, n_fields, summary, buckets):
+    """Append every pane: its ``n_fields`` record fields (zigzag varints), then its sketch row."""
+    n = records.shape[0]
+    return encode_pane_rows(buf, records, n_fields, summary, buckets,
+                            np.arange(n, dtype=np.int64), np.empty(n, dtype=np.int64))
 
 
 @jit
